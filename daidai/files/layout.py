@@ -1,0 +1,439 @@
+"""The on-disk cache layout, shared by the runtime and the `daidai cache` commands.
+
+```
+<cache>/
+├── CACHEDIR.TAG                     tells backup tools to skip the folder
+└── files/<key[:2]>/<key>/           one entry per source identity (see `entry_key`)
+    ├── ref.json                     the current version, replaced atomically (`Ref`)
+    ├── sha256-<hex>/<name>          a complete, verified version: a file or a folder
+    ├── .tmp-<uuid>/<name>           a download in progress (renamed to sha256-<hex> when done)
+    ├── .lock                        taken to avoid duplicate downloads, never for correctness
+    └── .last-used                   mtime = last use, touched best-effort
+```
+
+Versions are content-addressed: a `sha256-<hex>` folder only ever appears through one
+`os.rename` of a fully written and hashed staging folder, so its existence proves it is
+complete, two processes racing on the same content produce the same bytes, and a lock that
+lies (NFS, Lustre) costs at most a duplicate download, never a wrong byte. `<name>` is the
+source's own file name, sanitized: ML loaders look at extensions and folder contents.
+The entry key is a hash, so no URI can name a path outside the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import unicodedata
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "CacheEntry",
+    "CacheReport",
+    "Partial",
+    "Ref",
+    "Version",
+    "cache_tag",
+    "content_path",
+    "delete_entry",
+    "delete_partial",
+    "delete_version",
+    "entry_dir",
+    "entry_key",
+    "identity",
+    "mark_used",
+    "new_staging_dir",
+    "read_ref",
+    "safe_name",
+    "scan",
+    "source_name",
+    "version_dir",
+    "write_ref",
+]
+
+FILES_DIR = "files"
+REF_FILE = "ref.json"
+LOCK_FILE = ".lock"
+LAST_USED_FILE = ".last-used"
+TMP_PREFIX = ".tmp-"
+VERSION_PREFIX = "sha256-"
+MAX_NAME_BYTES = 160  # well under the 255-byte limit of common filesystems, room for suffixes
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Storage options that select *which* server answers (not who asks): two S3 endpoints
+# must not share entries, while credentials must never reach the disk.
+_ENDPOINT_KEYS = ("endpoint_url", "endpoint", "account_name", "account_url", "project")
+_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by daidai.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The current version of an entry, as recorded in `ref.json`.
+
+    Attributes:
+        uri: the source URI.
+        checksum: `sha256:<hex>` of the file, or of the file list for a directory.
+        size: bytes (the sum of all files for a directory).
+        kind: `"file"` or `"directory"`.
+        nfiles: number of files for a directory, else None.
+        etag: the source's ETag, if it gives one.
+        version_id: the source's version id (versioned buckets), if any.
+        fetched_at: when the version was downloaded, seconds since the epoch.
+        endpoint: the non-secret endpoint identity (e.g. an S3 `endpoint_url`), if any.
+    """
+
+    uri: str
+    checksum: str
+    size: int
+    kind: str = "file"
+    nfiles: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    fetched_at: float = 0.0
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    """One complete version folder of an entry.
+
+    Attributes:
+        checksum: `sha256:<hex>`.
+        path: the content (file or folder) inside the version folder.
+        size: bytes on disk.
+        current: whether `ref.json` points to it.
+    """
+
+    checksum: str
+    path: Path
+    size: int
+    current: bool
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A download in progress, or left behind by a killed process.
+
+    Attributes:
+        path: the staging folder.
+        size: bytes written so far.
+        mtime: last modification, seconds since the epoch.
+    """
+
+    path: Path
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One source in the cache.
+
+    Attributes:
+        key: the entry key (a hex digest).
+        path: the entry folder.
+        ref: the current version record, or None if missing or unreadable.
+        versions: complete versions, the current one included.
+        partials: staging folders in this entry.
+        last_used: seconds since the epoch (the marker's mtime, else the newest version's).
+    """
+
+    key: str
+    path: Path
+    ref: Ref | None
+    versions: tuple[Version, ...]
+    partials: tuple[Partial, ...]
+    last_used: float
+
+    @property
+    def uri(self) -> str | None:
+        """The source URI, if the entry has a readable ref."""
+        return self.ref.uri if self.ref else None
+
+    @property
+    def size(self) -> int:
+        """Bytes used on disk by this entry, partial downloads included."""
+        return sum(v.size for v in self.versions) + sum(p.size for p in self.partials)
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """A frozen snapshot of the cache, for `cache ls`, `prune` and `verify`.
+
+    Attributes:
+        cache_dir: the cache folder.
+        entries: entries sorted by URI (unreadable ones last).
+    """
+
+    cache_dir: Path
+    entries: tuple[CacheEntry, ...]
+
+    @property
+    def total_size(self) -> int:
+        """Bytes used by every entry."""
+        return sum(e.size for e in self.entries)
+
+
+def identity(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """The canonical identity of a source: protocol, host, port, path, query and endpoint.
+
+    Local paths become absolute `file://` identities. Scheme and host are case-folded and
+    default ports dropped; the path keeps its case and encoding, since servers may not.
+    """
+    parts = urlsplit(uri) if "://" in uri else None
+    if parts is None:
+        protocol, host, path, query = "file", "", os.path.abspath(uri), ""
+    else:
+        protocol, path, query = parts.scheme.lower(), parts.path, parts.query
+        host = _host(parts)
+        if protocol in ("file", "local"):
+            protocol, path = "file", os.path.abspath(host + path) if host else path
+    endpoint = endpoint_of(storage_options)
+    return json.dumps([protocol, host, path, query, endpoint], ensure_ascii=True)
+
+
+def _host(parts: Any) -> str:
+    try:
+        port = parts.port
+    except ValueError:  # a non-numeric port: keep the netloc verbatim, it is still distinct
+        return str(parts.netloc).lower()
+    host = (parts.hostname or "").lower()
+    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    return host
+
+
+def endpoint_of(storage_options: Mapping[str, Any] | None) -> str | None:
+    """The non-secret options that select the server, as one string, or None."""
+    if not storage_options:
+        return None
+    found = {k: str(storage_options[k]) for k in _ENDPOINT_KEYS if storage_options.get(k)}
+    client = storage_options.get("client_kwargs")
+    if isinstance(client, Mapping) and client.get("endpoint_url"):
+        found.setdefault("endpoint_url", str(client["endpoint_url"]))
+    conn = storage_options.get("connection_string")
+    if isinstance(conn, str):
+        for part in conn.split(";"):
+            if part.lower().startswith(("blobendpoint=", "accountname=")):
+                name, _, value = part.partition("=")
+                found[name.lower()] = value
+    return json.dumps(found, sort_keys=True) if found else None
+
+
+def entry_key(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """The entry key: sha256 of `identity(uri, storage_options)`, in hex."""
+    data = identity(uri, storage_options).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data, usedforsecurity=False).hexdigest()
+
+
+def entry_dir(cache_dir: Path, uri: str, storage_options: Mapping[str, Any] | None = None) -> Path:
+    """The entry folder of a source (it may not exist yet)."""
+    key = entry_key(uri, storage_options)
+    return Path(cache_dir) / FILES_DIR / key[:2] / key
+
+
+def safe_name(name: str, *, default: str = "file") -> str:
+    """A file name that is safe on disk: one segment, no control characters, not `.`/`..`,
+    no leading dot, at most `MAX_NAME_BYTES` UTF-8 bytes, extension kept when shortened."""
+    name = unicodedata.normalize("NFC", name)
+    cleaned = "".join(c if _name_char(c) else "_" for c in name).lstrip(". ")
+    if not cleaned.strip("._ "):
+        return default
+    if len(cleaned.encode("utf-8")) <= MAX_NAME_BYTES:
+        return cleaned
+    stem, dot, ext = cleaned.rpartition(".")
+    ext = dot + ext if dot and len(ext.encode("utf-8")) <= 16 else ""
+    stem = stem if ext else cleaned
+    room = MAX_NAME_BYTES - len(ext.encode("utf-8"))
+    return stem.encode("utf-8")[:room].decode("utf-8", "ignore") + ext
+
+
+def _name_char(c: str) -> bool:
+    return c.isalnum() or c in "._-+=@,~()[] "
+
+
+def source_name(uri: str) -> str:
+    """The sanitized last segment of a URI's path: the name the content keeps."""
+    path = urlsplit(uri).path if "://" in uri else uri
+    last = [s for s in path.replace("\\", "/").split("/") if s]
+    return safe_name(unquote(last[-1]) if last else "")
+
+
+def version_dir(entry: Path, checksum: str) -> Path:
+    """The folder holding the version with this `sha256:<hex>` checksum."""
+    algo, _, digest = checksum.partition(":")
+    if algo != "sha256" or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise ValueError(f"not a sha256 checksum: {checksum!r}")
+    return entry / (VERSION_PREFIX + digest)
+
+
+def content_path(entry: Path, checksum: str, uri: str) -> Path | None:
+    """The cached content for this checksum, or None when that version is not on disk."""
+    path = version_dir(entry, checksum) / source_name(uri)
+    return path if os.path.lexists(path) else None
+
+
+def new_staging_dir(entry: Path) -> Path:
+    """Create a unique staging folder in `entry` (created too) for one download."""
+    path = entry / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    path.mkdir(parents=True)
+    return path
+
+
+def cache_tag(cache_dir: Path) -> None:
+    """Write `CACHEDIR.TAG` in the cache root if missing (best-effort, atomic)."""
+    tag = Path(cache_dir) / "CACHEDIR.TAG"
+    if tag.exists():
+        return
+    with contextlib.suppress(OSError):
+        tmp = tag.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}.tag")
+        tmp.write_text(_TAG, encoding="ascii")
+        os.replace(tmp, tag)
+
+
+def read_ref(entry: Path) -> Ref | None:
+    """The entry's current version record, or None if missing, garbled or pointing nowhere."""
+    try:
+        data = json.loads((entry / REF_FILE).read_text(encoding="utf-8"))
+        if not isinstance(data.get("uri"), str) or not isinstance(data.get("size"), int):
+            return None
+        ref = Ref(**{k: data[k] for k in Ref.__dataclass_fields__ if k in data})
+        version_dir(entry, ref.checksum)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return ref
+
+
+def write_ref(entry: Path, ref: Ref) -> None:
+    """Replace `ref.json` atomically: readers see the old record or the new one, never half."""
+    tmp = entry / f"{TMP_PREFIX}{uuid.uuid4().hex}.json"
+    try:
+        tmp.write_text(json.dumps(asdict(ref), indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, entry / REF_FILE)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def mark_used(entry: Path) -> None:
+    """Record a use of the entry; skipped when the cache is read-only, errors ignored."""
+    if not os.access(entry, os.W_OK):
+        return  # a read-only deployment must see no write at all
+    marker = entry / LAST_USED_FILE
+    try:
+        os.utime(marker)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            marker.touch()
+    except OSError:
+        pass
+
+
+def scan(cache_dir: Path) -> CacheReport:
+    """Read the whole cache into a frozen report; reads only, safe while others download."""
+    root = Path(cache_dir) / FILES_DIR
+    entries = [_scan_entry(e) for e in _entry_dirs(root)]
+    entries.sort(key=lambda e: (e.uri is None, e.uri or "", e.key))
+    return CacheReport(cache_dir=Path(cache_dir), entries=tuple(entries))
+
+
+def _entry_dirs(root: Path) -> Iterator[Path]:
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for shard in sorted(root.iterdir()):
+            if shard.is_dir() and not shard.is_symlink():
+                yield from sorted(p for p in shard.iterdir() if p.is_dir())
+
+
+def _scan_entry(entry: Path) -> CacheEntry:
+    ref = read_ref(entry)
+    versions, partials = [], []
+    for child in sorted(entry.iterdir()):
+        if child.name.startswith(VERSION_PREFIX) and child.is_dir():
+            checksum = "sha256:" + child.name[len(VERSION_PREFIX) :]
+            current = ref is not None and ref.checksum == checksum
+            content = _content_in(child)
+            versions.append(Version(checksum, content, _tree_size(child), current))
+        elif child.name.startswith(TMP_PREFIX):
+            partials.append(Partial(child, _tree_size(child), _mtime(child)))
+    return CacheEntry(
+        key=entry.name,
+        path=entry,
+        ref=ref,
+        versions=tuple(versions),
+        partials=tuple(partials),
+        last_used=_last_used(entry, versions),
+    )
+
+
+def _content_in(version: Path) -> Path:
+    children = list(version.iterdir())
+    return children[0] if len(children) == 1 else version
+
+
+def _last_used(entry: Path, versions: list[Version]) -> float:
+    marker = _mtime(entry / LAST_USED_FILE)
+    return marker or max((_mtime(v.path) for v in versions), default=_mtime(entry))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+def delete_version(version: Version) -> None:
+    """Remove one version folder (readers with open handles keep reading on POSIX)."""
+    folder = version.path if version.path.name.startswith(VERSION_PREFIX) else version.path.parent
+    _remove_tree(folder)
+
+
+def delete_entry(entry: CacheEntry) -> None:
+    """Remove an entry: ref first so no reader is pointed at a version being deleted."""
+    with contextlib.suppress(FileNotFoundError):
+        (entry.path / REF_FILE).unlink()
+    _remove_tree(entry.path)
+
+
+def delete_partial(partial: Partial) -> None:
+    """Remove a staging folder left by a download (finished or killed)."""
+    _remove_tree(partial.path)
+
+
+def _remove_tree(path: Path) -> None:
+    # Rename first so a half-deleted folder never looks like a complete version.
+    doomed = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-rm")
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        return
+    except OSError:
+        doomed = path
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def now() -> float:
+    """Current time for `Ref.fetched_at` (a function so tests can reason about it)."""
+    return time.time()
