@@ -1,4 +1,1 @@
-"""File dependencies: declarations, the on-disk cache, fetching, hashing and the lockfile.
-
-Importing this package loads nothing heavy; fsspec and filelock load when a file is fetched.
-"""
+"""File dependencies: declarations, fetching, the on-disk cache, hashing and the lockfile."""

@@ -1,0 +1,203 @@
+"""Reading signatures: which parameters are injected components, which are files.
+
+A parameter declares a dependency as `Annotated[T, component]`,
+`Annotated[T, component, {config}]`, `p=component`, or `Annotated[T, "uri", {options}]`.
+`Annotated` metadata that is not ours is ignored, as typer does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from daidai._component import Component, component_of
+from daidai.errors import DeclarationError
+from daidai.files.spec import FileSpec, make_spec
+
+__all__ = ["Dependency", "FileDependency", "Parameters", "parameters_of", "read_parameters"]
+
+_NO_DEFAULT = inspect.Parameter.empty
+_VAR_KINDS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A parameter filled with another component.
+
+    Attributes:
+        name: the parameter.
+        component: the component injected.
+        config: keyword arguments for it, or None to use the manager's configuration.
+    """
+
+    name: str
+    component: Component
+    config: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class FileDependency:
+    """A parameter filled with a file."""
+
+    name: str
+    spec: FileSpec
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """A component's signature as daidai sees it.
+
+    Attributes:
+        names: every named parameter, in order.
+        dependencies: parameters filled with components.
+        files: parameters filled with files.
+        injected: names of all injected parameters.
+        required: non-injected parameters without a default.
+        positional_limit: how many positional arguments fit before the first injected one.
+        accepts_any_keyword: the function takes `**kwargs`.
+    """
+
+    names: tuple[str, ...]
+    dependencies: tuple[Dependency, ...]
+    files: tuple[FileDependency, ...]
+    injected: frozenset[str]
+    required: tuple[str, ...]
+    positional_limit: int
+    accepts_any_keyword: bool
+
+
+def parameters_of(component: Component) -> Parameters:
+    """The component's parameters, read once (deferred if an annotation was a forward ref)."""
+    if component.parameters is None:
+        component.parameters = read_parameters(component, defer=False)
+    assert component.parameters is not None
+    return component.parameters
+
+
+def read_parameters(component: Component, *, defer: bool) -> Parameters | None:
+    """Read a component's signature.
+
+    Args:
+        component: the component.
+        defer: return None instead of failing when an annotation names something not
+            defined yet (a component declared further down the module).
+
+    Raises:
+        DeclarationError: a parameter is declared wrongly; names the function and parameter.
+    """
+    try:
+        hints = typing.get_type_hints(component.fn, include_extras=True)
+    except NameError as exc:
+        if defer:
+            return None
+        raise DeclarationError(
+            f"an annotation names something undefined ({exc}); define it before use",
+            component=component.name,
+        ) from exc
+    signature = inspect.signature(component.fn)
+    dependencies: list[Dependency] = []
+    files: list[FileDependency] = []
+    required: list[str] = []
+    positional_limit = -1
+    for index, param in enumerate(signature.parameters.values()):
+        if param.kind in _VAR_KINDS:
+            continue
+        found = _read_parameter(component, param, hints.get(param.name, _NO_DEFAULT))
+        if found is None:
+            if param.default is _NO_DEFAULT:
+                required.append(param.name)
+            continue
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise DeclarationError(
+                "an injected parameter cannot be positional-only; remove the `/`",
+                component=component.name,
+                parameter=param.name,
+            )
+        if positional_limit < 0:
+            positional_limit = index
+        (files if isinstance(found, FileDependency) else dependencies).append(found)  # type: ignore[arg-type]
+    names = tuple(p.name for p in signature.parameters.values() if p.kind not in _VAR_KINDS)
+    injected = frozenset(d.name for d in dependencies) | {f.name for f in files}
+    return Parameters(
+        names=names,
+        dependencies=tuple(dependencies),
+        files=tuple(files),
+        injected=injected,
+        required=tuple(required),
+        positional_limit=len(names) if positional_limit < 0 else positional_limit,
+        accepts_any_keyword=any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+        ),
+    )
+
+
+def _read_parameter(
+    owner: Component, param: inspect.Parameter, annotation: Any
+) -> Dependency | FileDependency | None:
+    def fail(message: str) -> DeclarationError:
+        return DeclarationError(message, component=owner.name, parameter=param.name)
+
+    base: Any = annotation
+    metadata: tuple[Any, ...] = ()
+    if typing.get_origin(annotation) is Annotated:
+        base, *rest = typing.get_args(annotation)
+        metadata = tuple(rest)
+    if component_of(base) is not None:
+        raise fail(
+            f"{component_of(base)!r} is used as a type; "
+            f"write Annotated[<its return type>, {base.__name__}] instead"
+        )
+    markers = [(i, m) for i, m in enumerate(metadata) if isinstance(m, str) or component_of(m)]
+    default_component = component_of(param.default)
+    if len(markers) + (default_component is not None) > 1:
+        raise fail("two dependency markers; give one component or one URI per parameter")
+    if default_component is not None:
+        return _dependency(owner, param.name, default_component, None, fail)
+    if not markers:
+        return None
+    index, marker = markers[0]
+    options = metadata[index + 1] if index + 1 < len(metadata) else None
+    if options is not None and not isinstance(options, dict):
+        options = None  # someone else's metadata
+    if isinstance(marker, str):
+        return FileDependency(
+            param.name,
+            make_spec(marker, base, options, component=owner.name, parameter=param.name),
+        )
+    target = component_of(marker)
+    assert target is not None
+    return _dependency(owner, param.name, target, options, fail)
+
+
+def _dependency(
+    owner: Component,
+    name: str,
+    target: Component,
+    config: dict[str, Any] | None,
+    fail: Any,
+) -> Dependency:
+    if target.is_async and target.is_artifact and not owner.is_async:
+        raise fail(
+            f"{target.name} is an async artifact; it can be injected only into async "
+            "components: make this one `async def`"
+        )
+    if config is not None:
+        bad = [k for k in config if not isinstance(k, str)]
+        if bad:
+            raise fail(f"configuration keys must be strings, got {bad!r}")
+        _check_config_keys(target, config, fail)
+    return Dependency(name, target, config)
+
+
+def _check_config_keys(target: Component, config: dict[str, Any], fail: Any) -> None:
+    signature = inspect.signature(target.fn)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    unknown = sorted(set(config) - set(signature.parameters))
+    if unknown:
+        raise fail(
+            f"{target.name} has no parameter {', '.join(map(repr, unknown))}; "
+            f"its parameters are {', '.join(signature.parameters) or 'none'}"
+        )
