@@ -1,0 +1,208 @@
+"""Moving bytes: source stream -> sha256 -> disk, with reading overlapped with hashing
+and writing, plus error-mapped streams for the strategies that never touch the disk.
+
+One 512 MiB file over loopback HTTP: reading, hashing and writing in one thread took
+2.2-3.2 s; handing chunks to a second thread that hashes and writes (hashlib and write()
+release the GIL on large buffers) took 1.9-2.3 s, against 1.7-2.4 s for `curl -o`.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from daidai.errors import FileFetchError
+from daidai.files import layout
+from daidai.files._source import (
+    Origin,
+    SourceInfo,
+    cache_errors,
+    open_source,
+    raise_cache_error,
+    source_errors,
+)
+from daidai.files.hashing import CHUNK_SIZE, format_checksum, hash_listing, new_hasher
+
+__all__ = ["Content", "MappedReader", "copy_directory", "copy_file"]
+
+Progress = Callable[[int, "int | None"], None]
+_QUEUE_DEPTH = 3  # chunks in flight: bounds memory at ~(depth + 2) * chunk size
+
+
+@dataclass(frozen=True)
+class Content:
+    """What was written: its checksum, size, kind and the source's identity."""
+
+    checksum: str
+    size: int
+    kind: str
+    nfiles: int | None
+    etag: str | None
+    version_id: str | None
+
+
+def copy_file(
+    fs: Any, info: SourceInfo, dest: Path, origin: Origin, progress: Progress, chunk_size: int
+) -> Content:
+    """Stream one source file to `dest` (created exclusively), hashing it on the way."""
+    with source_errors(origin):
+        src = open_source(fs, info.path, info.size, chunk_size)
+    try:
+        checksum, size = pump(src, dest, origin, info.size, progress, chunk_size)
+    finally:
+        with source_errors(origin):
+            src.close()
+    return Content(checksum, size, "file", None, info.etag, info.version_id)
+
+
+def copy_directory(
+    fs: Any, files: list[tuple[str, str, int]], dest: Path, origin: Origin, progress: Progress
+) -> Content:
+    """Stream every file of a directory under `dest`, keeping (sanitized) relative paths."""
+    total = sum(size for _, _, size in files)
+    listing, done = [], 0
+    for rel, full, size in files:
+        safe_rel = "/".join(layout.safe_name(part) for part in rel.split("/") if part)
+        target = dest / safe_rel
+        with cache_errors(origin, needed=total - done):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        info = SourceInfo(full, "file", size, None, None)
+        sub = copy_file(fs, info, target, origin, _offset(progress, done, total), CHUNK_SIZE)
+        listing.append((safe_rel, sub.checksum, sub.size))
+        done += sub.size
+    if not files:
+        with cache_errors(origin):
+            dest.mkdir(parents=True, exist_ok=True)
+    return Content(hash_listing(listing), done, "directory", len(listing), None, None)
+
+
+def _offset(progress: Progress, base: int, total: int) -> Progress:
+    return lambda done, _total: progress(base + done, total)
+
+
+def pump(
+    src: IO[bytes],
+    dest: Path,
+    origin: Origin,
+    total: int | None,
+    progress: Progress,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[str, int]:
+    """Copy `src` to a new file `dest`, returning `(sha256:<hex>, size)`.
+
+    Raises:
+        FileFetchError: the source failed or ended before `total` bytes.
+        CacheError: writing failed (a full disk names the bytes needed).
+    """
+    hasher = new_hasher()
+    with cache_errors(origin, needed=total):
+        out = open(dest, "xb")  # noqa: SIM115 - exclusive: a name collision is a bug
+    with out:
+        if total is not None and total <= chunk_size:
+            size = _copy_inline(src, out, hasher, origin, total, progress, chunk_size)
+        else:
+            size = _copy_threaded(src, out, hasher, origin, total, progress, chunk_size)
+    if total is not None and size != total:
+        raise origin.error(
+            FileFetchError,
+            f"the source ended after {size} of {total} bytes; nothing was cached; retry",
+        )
+    return format_checksum(hasher), size
+
+
+def _copy_inline(
+    src: IO[bytes],
+    out: IO[bytes],
+    hasher: Any,
+    origin: Origin,
+    total: int | None,
+    progress: Progress,
+    chunk_size: int,
+) -> int:
+    # Small files: a second thread would cost more than it saves.
+    size = 0
+    while True:
+        with source_errors(origin):
+            chunk = src.read(chunk_size)
+        if not chunk:
+            return size
+        hasher.update(chunk)
+        with cache_errors(origin, needed=total):
+            out.write(chunk)
+        size += len(chunk)
+        progress(size, total)
+
+
+def _copy_threaded(
+    src: IO[bytes],
+    out: IO[bytes],
+    hasher: Any,
+    origin: Origin,
+    total: int | None,
+    progress: Progress,
+    chunk_size: int,
+) -> int:
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
+    failure: list[OSError] = []
+
+    def drain() -> None:
+        while (chunk := chunks.get()) is not None:
+            if failure:
+                continue  # keep draining so the reader never blocks on a full queue
+            try:
+                hasher.update(chunk)
+                out.write(chunk)
+            except OSError as exc:
+                failure.append(exc)
+
+    worker = threading.Thread(target=drain, name="daidai-hash-write", daemon=True)
+    worker.start()
+    size = 0
+    try:
+        while not failure:
+            with source_errors(origin):
+                chunk = src.read(chunk_size)
+            if not chunk:
+                break
+            chunks.put(chunk)
+            size += len(chunk)
+            progress(size, total)
+    finally:
+        chunks.put(None)
+        worker.join()
+    if failure:
+        raise_cache_error(failure[0], origin, total)
+    return size
+
+
+class MappedReader(io.RawIOBase):
+    """A raw binary stream over a source file whose errors come out as `DaidaiError`s.
+
+    Wrap it in `io.BufferedReader` / `io.TextIOWrapper` for lines and decoding.
+    """
+
+    def __init__(self, src: IO[bytes], origin: Origin) -> None:
+        super().__init__()
+        self._src = src
+        self._origin = origin
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        with source_errors(self._origin):
+            data = self._src.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            with source_errors(self._origin):
+                self._src.close()
+        super().close()

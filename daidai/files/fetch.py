@@ -1,0 +1,394 @@
+"""Downloading sources into the cache (or a given folder), one at a time or in parallel.
+
+A cache hit touches no network: with a pinned checksum it is a hit iff that exact version
+folder exists; otherwise iff `ref.json` points to an existing version. A miss takes the
+entry's file lock (to avoid duplicate downloads, not for correctness), looks again, then
+streams the source into a unique staging folder while hashing it, checks the checksum, and
+renames the staging folder to `sha256-<hex>` before `ref.json` is replaced: a killed
+download leaves only a `.tmp-*` folder that nothing reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from daidai._settings import Settings
+from daidai.errors import ChecksumMismatchError, DaidaiError, OfflineError
+from daidai.files import layout
+from daidai.files._source import (
+    LOCAL_PROTOCOLS,
+    Origin,
+    cache_errors,
+    filesystem,
+    list_directory,
+    protocol_of,
+    source_errors,
+    stat_source,
+)
+from daidai.files._transfer import Content, copy_directory, copy_file
+from daidai.files.hashing import CHUNK_SIZE
+from daidai.files.lockfile import LockEntry
+
+__all__ = [
+    "FetchRequest",
+    "FetchResult",
+    "ProgressCallback",
+    "cached",
+    "download",
+    "fetch",
+    "fetch_many",
+    "options_for",
+]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, "int | None"], None]
+"""Called as `(uri, bytes done, total bytes or None)`, from worker threads."""
+
+_LOCK_WAIT_LOG_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """One file to fetch.
+
+    Attributes:
+        uri: the source.
+        storage_options: the file's own fsspec options (over the per-protocol settings).
+        checksum: the content required (`sha256:<hex>`), from an inline option or the lockfile.
+        force: download even when cached (the old copy stays valid until the new one lands).
+        component: the component asking, for error messages.
+        parameter: the parameter asking, for error messages.
+    """
+
+    uri: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    checksum: str | None = None
+    force: bool = False
+    component: str | None = None
+    parameter: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A file or folder available on disk.
+
+    Attributes:
+        uri: the source.
+        checksum: `sha256:<hex>` of the content.
+        size: bytes (all files of a directory).
+        kind: `"file"` or `"directory"`.
+        nfiles: files in a directory, else None.
+        etag: the source's ETag, when known.
+        version_id: the source's version id, when known.
+        path: the content on disk (it keeps the source's file name).
+        downloaded: True if it was downloaded now, False for a cache hit.
+    """
+
+    uri: str
+    checksum: str
+    size: int
+    kind: str
+    nfiles: int | None
+    etag: str | None
+    version_id: str | None
+    path: Path
+    downloaded: bool
+
+    def lock_entry(self) -> LockEntry:
+        """The lockfile entry pinning this content."""
+        return LockEntry(
+            uri=self.uri,
+            checksum=self.checksum,
+            size=self.size,
+            etag=self.etag,
+            version_id=self.version_id,
+            kind=self.kind,
+            nfiles=self.nfiles,
+        )
+
+
+def options_for(uri: str, settings: Settings, own: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Storage options for `uri`: the settings' options for its protocol, then the file's own."""
+    merged = dict(settings.storage_options.get(protocol_of(uri), {}))
+    merged.update(own or {})
+    return merged
+
+
+def cached(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
+    """The cached content satisfying `request`, or None; never touches the network or disk
+    beyond reading the entry (a last-used mark aside)."""
+    options = options_for(request.uri, settings, request.storage_options)
+    entry = layout.entry_dir(settings.cache_dir, request.uri, options)
+    hit = _lookup(entry, request)
+    if hit is not None:
+        layout.mark_used(entry)
+    return hit
+
+
+def fetch(
+    request: FetchRequest, *, settings: Settings, on_progress: ProgressCallback | None = None
+) -> FetchResult:
+    """Return the cached content for `request`, downloading it first on a miss.
+
+    Raises:
+        OfflineError: not cached and offline mode is on.
+        ChecksumMismatchError: the content does not match `request.checksum`; nothing cached.
+        SourceNotFoundError, SourcePermissionError, FileFetchError: the source failed.
+        CacheError: the cache folder cannot hold the file.
+    """
+    options = options_for(request.uri, settings, request.storage_options)
+    origin = Origin(request.uri, request.component, request.parameter, options)
+    entry = layout.entry_dir(settings.cache_dir, request.uri, options)
+    if not request.force and (hit := _lookup(entry, request)) is not None:
+        layout.mark_used(entry)
+        return hit
+    _require_online(request, settings, origin)
+    with cache_errors(origin):
+        entry.mkdir(parents=True, exist_ok=True)
+    layout.cache_tag(settings.cache_dir)
+    with _entry_lock(entry, origin):
+        # Another process may have finished the same download while we waited.
+        if not request.force and (hit := _lookup(entry, request)) is not None:
+            return hit
+        return _download_into(entry, request, options, origin, on_progress)
+
+
+def download(
+    request: FetchRequest,
+    folder: Path,
+    *,
+    settings: Settings,
+    on_progress: ProgressCallback | None = None,
+) -> FetchResult:
+    """Download `request` into `folder/<name>` without using the cache (`on_disk_temporary`).
+
+    Raises:
+        The same errors as `fetch`.
+    """
+    options = options_for(request.uri, settings, request.storage_options)
+    origin = Origin(request.uri, request.component, request.parameter, options)
+    _require_online(request, settings, origin)
+    with cache_errors(origin):
+        staging = layout.new_staging_dir(folder)
+    try:
+        content, name = _transfer(request, options, origin, staging, on_progress)
+        target = folder / layout.version_dir(folder, content.checksum).name
+        with cache_errors(origin):
+            _rename_dir(staging, target)
+        return _result(request.uri, content, target / name, downloaded=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_many(
+    requests: Sequence[FetchRequest],
+    *,
+    settings: Settings,
+    jobs: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    refresh: bool = False,
+    return_exceptions: bool = False,
+) -> list[Any]:
+    """Fetch many files in parallel threads, results in the order of `requests`.
+
+    Args:
+        requests: the files; duplicates are fetched once.
+        settings: the settings in force (cache folder, storage options, offline).
+        jobs: parallel downloads; default `settings.jobs`.
+        on_progress: called as `(uri, done, total)` from worker threads.
+        refresh: download every file again (`daidai fetch --refresh`).
+        return_exceptions: put each `DaidaiError` in the result list instead of raising.
+
+    Returns:
+        One `FetchResult` per request (or a `DaidaiError` with `return_exceptions`).
+
+    Raises:
+        DaidaiError: the first failure, once every download has finished.
+    """
+    wanted = [replace(r, force=r.force or refresh) for r in requests]
+    unique = {_dedupe_key(r, settings): r for r in wanted}
+    workers = max(1, min(jobs or settings.jobs, len(unique) or 1))
+
+    def one(request: FetchRequest) -> FetchResult | DaidaiError:
+        try:
+            return fetch(request, settings=settings, on_progress=on_progress)
+        except DaidaiError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daidai-fetch") as pool:
+        done = dict(zip(unique, pool.map(one, unique.values()), strict=True))
+    results = [done[_dedupe_key(r, settings)] for r in wanted]
+    errors = [r for r in results if isinstance(r, DaidaiError)]
+    if errors and not return_exceptions:
+        for extra in errors[1:]:
+            logger.error("%s", extra)
+        raise errors[0]
+    return results
+
+
+def _dedupe_key(request: FetchRequest, settings: Settings) -> tuple[object, ...]:
+    options = options_for(request.uri, settings, request.storage_options)
+    key = layout.entry_key(request.uri, options)
+    return (key, request.checksum, request.force, request.component, request.parameter)
+
+
+def _lookup(entry: Path, request: FetchRequest) -> FetchResult | None:
+    ref = layout.read_ref(entry)
+    if request.checksum is None:
+        if ref is None:
+            return None
+        path = layout.content_path(entry, ref.checksum, request.uri)
+        return _from_ref(ref, request.uri, path) if path else None
+    path = layout.content_path(entry, request.checksum, request.uri)
+    if path is None:
+        return None
+    if ref is not None and ref.checksum == request.checksum:
+        return _from_ref(ref, request.uri, path)
+    return _from_disk(request.uri, request.checksum, path)
+
+
+def _from_ref(ref: layout.Ref, uri: str, path: Path) -> FetchResult:
+    return FetchResult(
+        uri, ref.checksum, ref.size, ref.kind, ref.nfiles, ref.etag, ref.version_id, path, False
+    )
+
+
+def _from_disk(uri: str, checksum: str, path: Path) -> FetchResult:
+    if not path.is_dir():
+        size = path.stat().st_size
+        return FetchResult(uri, checksum, size, "file", None, None, None, path, False)
+    sizes = [os.lstat(os.path.join(d, n)).st_size for d, _, ns in os.walk(path) for n in ns]
+    return FetchResult(uri, checksum, sum(sizes), "directory", len(sizes), None, None, path, False)
+
+
+def _require_online(request: FetchRequest, settings: Settings, origin: Origin) -> None:
+    if settings.offline and protocol_of(request.uri) not in LOCAL_PROTOCOLS:
+        wanted = f"version {request.checksum}" if request.checksum else "file"
+        raise origin.error(
+            OfflineError,
+            f"the {wanted} is not in the cache and offline mode is on (DAIDAI_OFFLINE); "
+            "run `daidai fetch` with network access first",
+        )
+
+
+@contextlib.contextmanager
+def _entry_lock(entry: Path, origin: Origin) -> Iterator[None]:
+    import filelock
+
+    lock = filelock.FileLock(str(entry / layout.LOCK_FILE))
+    with cache_errors(origin):
+        while True:
+            try:
+                lock.acquire(timeout=_LOCK_WAIT_LOG_SECONDS)
+                break
+            except filelock.Timeout:
+                logger.info("waiting for another process to finish downloading %s", origin.uri)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _download_into(
+    entry: Path,
+    request: FetchRequest,
+    options: Mapping[str, Any],
+    origin: Origin,
+    on_progress: ProgressCallback | None,
+) -> FetchResult:
+    with cache_errors(origin):
+        staging = layout.new_staging_dir(entry)
+    try:
+        content, name = _transfer(request, options, origin, staging, on_progress)
+        target = layout.version_dir(entry, content.checksum)
+        with cache_errors(origin, needed=content.size):
+            _rename_dir(staging, target)
+            layout.write_ref(entry, _ref(request.uri, content, options))
+        return _result(request.uri, content, target / name, downloaded=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _rename_dir(staging: Path, target: Path) -> None:
+    try:
+        os.rename(staging, target)
+    except OSError as exc:
+        # Same name means same content: someone else (a lock that lied, or a race
+        # with a temporary download) already placed an identical complete copy.
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not target.is_dir():
+            raise
+
+
+def _transfer(
+    request: FetchRequest,
+    options: Mapping[str, Any],
+    origin: Origin,
+    staging: Path,
+    on_progress: ProgressCallback | None,
+) -> tuple[Content, str]:
+    name = layout.source_name(request.uri)
+    progress = _bind_progress(request.uri, on_progress)
+    with source_errors(origin):
+        fs, path = filesystem(request.uri, options)
+        info = stat_source(fs, path)
+    if info.kind == "directory":
+        with source_errors(origin):
+            files = list_directory(fs, path)
+        content = copy_directory(fs, files, staging / name, origin, progress)
+    else:
+        content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE)
+    if request.checksum and content.checksum != request.checksum:
+        raise ChecksumMismatchError(
+            uri=request.uri,
+            expected=request.checksum,
+            actual=content.checksum,
+            component=request.component,
+            parameter=request.parameter,
+        )
+    return content, name
+
+
+def _bind_progress(
+    uri: str, callback: ProgressCallback | None
+) -> Callable[[int, int | None], None]:
+    if callback is None:
+        return lambda done, total: None
+    return lambda done, total: callback(uri, done, total)
+
+
+def _ref(uri: str, content: Content, options: Mapping[str, Any]) -> layout.Ref:
+    return layout.Ref(
+        uri=uri,
+        checksum=content.checksum,
+        size=content.size,
+        kind=content.kind,
+        nfiles=content.nfiles,
+        etag=content.etag,
+        version_id=content.version_id,
+        fetched_at=layout.now(),
+        endpoint=layout.endpoint_of(options),
+    )
+
+
+def _result(uri: str, content: Content, path: Path, *, downloaded: bool) -> FetchResult:
+    return FetchResult(
+        uri,
+        content.checksum,
+        content.size,
+        content.kind,
+        content.nfiles,
+        content.etag,
+        content.version_id,
+        path,
+        downloaded,
+    )

@@ -1,0 +1,230 @@
+"""`FileSession`: what a `ModelManager` uses to hand file dependencies to components.
+
+The session applies the strategy in force, the lockfile's pins, and owns everything it hands
+out that needs cleanup: open handles, generators, and the `on_disk_temporary` folder. It is
+created lazily by the manager, so fsspec loads only when a file is first used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from daidai._settings import Settings
+from daidai.errors import DeclarationError, IntegrityError
+from daidai.files import _readers
+from daidai.files.fetch import FetchRequest, FetchResult, download, fetch, options_for
+from daidai.files.layout import entry_key
+from daidai.files.lockfile import Lockfile, read_lockfile
+from daidai.files.spec import FileSpec, FileType, check_strategy
+
+__all__ = ["FileSession"]
+
+logger = logging.getLogger(__name__)
+
+_TEMP_PREFIX = "daidai-tmp-"
+
+
+class FileSession:
+    """Provides file dependencies under their cache strategies; thread-safe.
+
+    Args:
+        settings: cache folder, default strategy, offline mode, storage options.
+        lockfile: the lockfile whose pins to apply; default `settings.lockfile`.
+    """
+
+    def __init__(self, settings: Settings, *, lockfile: Path | None = None) -> None:
+        self.settings = settings
+        self.lockfile_path = Path(lockfile) if lockfile is not None else settings.lockfile
+        self._lock = threading.RLock()
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._pins: Lockfile | None = None
+        self._memory: dict[str, bytes] = {}
+        self._temporary: dict[str, FetchResult] = {}
+        self._forced: set[str] = set()
+        self._handles: list[Any] = []
+        self._temp_dir: Path | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<FileSession cache_dir={str(self.settings.cache_dir)!r} "
+            f"handles={len(self._handles)} closed={self._closed}>"
+        )
+
+    def provide(self, spec: FileSpec, *, component: str, parameter: str) -> object:
+        """The value of `spec.type` for this file under the strategy in force.
+
+        Raises:
+            DeclarationError: the configured strategy cannot hand out this type.
+            IntegrityError: an inline checksum disagrees with the lockfile pin.
+            FileError: the file cannot be fetched or cached (subclasses say why).
+        """
+        strategy = spec.strategy_or(self.settings.default_cache_strategy)
+        if why := check_strategy(strategy, spec.type):
+            raise DeclarationError(why, component=component, parameter=parameter)
+        request = FetchRequest(
+            uri=spec.uri,
+            storage_options=spec.storage_options,
+            checksum=self._required_checksum(spec, component, parameter),
+            component=component,
+            parameter=parameter,
+        )
+        value = getattr(self, "_" + strategy)(spec, request)
+        return self._track(value)
+
+    def close(self) -> None:
+        """Close handed-out handles and generators and remove the temporary folder.
+
+        Idempotent; the session can still be used afterwards (it starts afresh).
+        """
+        with self._lock:
+            handles, self._handles = self._handles, []
+            temp_dir, self._temp_dir = self._temp_dir, None
+            self._memory.clear()
+            self._temporary.clear()
+            self._closed = True
+        for handle in reversed(handles):
+            try:
+                handle.close()
+            except Exception:  # one bad handle must not keep the others open
+                logger.warning("closing a file handle failed", exc_info=True)
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+    # -- strategies -------------------------------------------------------------------
+
+    def _on_disk(self, spec: FileSpec, request: FetchRequest) -> Any:
+        key = self._key(spec)
+        with self._lock:
+            force = spec.force_download and key not in self._forced
+            self._forced.add(key)
+        result = fetch(_with_force(request, force), settings=self.settings)
+        return self._from_result(result, spec, request)
+
+    def _on_disk_temporary(self, spec: FileSpec, request: FetchRequest) -> Any:
+        key = self._key(spec)
+        with self._key_lock("temporary", key):
+            result = self._temporary.get(key)
+            if result is None or not result.path.exists():
+                result = download(request, self._temp_folder(), settings=self.settings)
+                self._temporary[key] = result
+        return self._from_result(result, spec, request)
+
+    def _in_memory(self, spec: FileSpec, request: FetchRequest) -> Any:
+        key = self._key(spec)
+        with self._key_lock("memory", key):
+            data = self._memory.get(key)
+            if data is None:
+                data = _readers.read_all(request, self.settings)
+                self._memory[key] = data
+        return _readers.from_bytes(data, spec.type, spec.open_options)
+
+    def _in_memory_stream(self, spec: FileSpec, request: FetchRequest) -> Any:
+        stream = _readers.open_stream(request, self.settings)
+        return _readers.from_stream(stream, spec.type, spec.open_options)
+
+    def _no_cache(self, spec: FileSpec, request: FetchRequest) -> Any:
+        if spec.type in (FileType.STR, FileType.BYTES):
+            data = _readers.read_all(request, self.settings)
+            return _readers.from_bytes(data, spec.type, spec.open_options)
+        return self._in_memory_stream(spec, request)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _from_result(self, result: FetchResult, spec: FileSpec, request: FetchRequest) -> Any:
+        if result.kind == "directory" and spec.type != FileType.PATH:
+            raise DeclarationError(
+                f"{spec.uri} is a directory; declare the parameter as Path",
+                component=request.component,
+                parameter=request.parameter,
+            )
+        return _readers.from_path(result.path, spec.type, spec.open_options)
+
+    def _track(self, value: Any) -> Any:
+        if hasattr(value, "close") and not isinstance(value, (bytes, str, Path)):
+            with self._lock:
+                if len(self._handles) >= 64:  # forget handles the caller already closed
+                    self._handles = [h for h in self._handles if not getattr(h, "closed", False)]
+                self._handles.append(value)
+                self._closed = False
+        return value
+
+    def _key(self, spec: FileSpec) -> str:
+        return entry_key(spec.uri, options_for(spec.uri, self.settings, spec.storage_options))
+
+    def _key_lock(self, kind: str, key: str) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault((kind, key), threading.Lock())
+
+    def _required_checksum(self, spec: FileSpec, component: str, parameter: str) -> str | None:
+        pin = self._lockfile().get(spec.uri)
+        if pin is None or spec.checksum in (None, pin.checksum):
+            return spec.checksum or (pin.checksum if pin else None)
+        raise IntegrityError(
+            f"{spec.uri}: the inline checksum {spec.checksum} differs from {pin.checksum} "
+            f"pinned in {self.lockfile_path}; fix the annotation, or run `daidai fetch` to "
+            "update the lockfile",
+            component=component,
+            parameter=parameter,
+        )
+
+    def _lockfile(self) -> Lockfile:
+        with self._lock:
+            if self._pins is None:
+                self._pins = read_lockfile(self.lockfile_path)
+            return self._pins
+
+    def _temp_folder(self) -> Path:
+        with self._lock:
+            if self._temp_dir is None:
+                _reap_dead_temp_dirs()
+                path = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+                self._temp_dir = path
+                _remove_at_exit(path)
+            return self._temp_dir
+
+
+def _with_force(request: FetchRequest, force: bool) -> FetchRequest:
+    if not force:
+        return request
+    return FetchRequest(
+        request.uri,
+        request.storage_options,
+        request.checksum,
+        True,
+        request.component,
+        request.parameter,
+    )
+
+
+def _remove_at_exit(path: Path) -> None:
+    # A weak link would not help: the folder must go even if the session is leaked.
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
+def _reap_dead_temp_dirs() -> None:
+    """Remove temporary folders of processes that no longer exist (killed with SIGKILL)."""
+    root = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for folder in root.glob(f"{_TEMP_PREFIX}*-*"):
+            pid = folder.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
