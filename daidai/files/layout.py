@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 __all__ = [
     "CacheEntry",
@@ -55,6 +55,7 @@ __all__ = [
     "safe_name",
     "scan",
     "source_name",
+    "split_uri",
     "version_dir",
     "write_ref",
 ]
@@ -191,27 +192,35 @@ def identity(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
     Local paths become absolute `file://` identities. Scheme and host are case-folded and
     default ports dropped; the path keeps its case and encoding, since servers may not.
     """
-    parts = urlsplit(uri) if "://" in uri else None
-    if parts is None:
-        protocol, host, path, query = "file", "", os.path.abspath(uri), ""
-    else:
-        protocol, path, query = parts.scheme.lower(), parts.path, parts.query
-        host = _host(parts)
-        if protocol in ("file", "local"):
-            protocol, path = "file", os.path.abspath(host + path) if host else path
-    endpoint = endpoint_of(storage_options)
-    return json.dumps([protocol, host, path, query, endpoint], ensure_ascii=True)
+    protocol, host, path, query = split_uri(uri)
+    if protocol in ("file", "local"):
+        protocol, path = "file", os.path.abspath(host + path if host else path or "/")
+        host = ""
+    return json.dumps([protocol, host, path, query, endpoint_of(storage_options)])
 
 
-def _host(parts: Any) -> str:
-    try:
-        port = parts.port
-    except ValueError:  # a non-numeric port: keep the netloc verbatim, it is still distinct
-        return str(parts.netloc).lower()
-    host = (parts.hostname or "").lower()
-    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
-        host = f"{host}:{port}"
-    return host
+def split_uri(uri: str) -> tuple[str, str, str, str]:
+    """`(protocol, host[:port], path, query)` of a URI, for any input (never raises).
+
+    Split by hand: `urllib` rejects some strings (`s3://[`) and treats `#` as a fragment,
+    while `#` is an ordinary character in object keys.
+    """
+    if "://" not in uri:
+        return "file", "", uri, ""
+    scheme, rest = uri.split("://", 1)
+    netloc, slash, tail = rest.partition("/")
+    path, _, query = (slash + tail).partition("?")
+    protocol = scheme.lower()
+    return protocol, _host(protocol, netloc.rpartition("@")[2]), path, query
+
+
+def _host(protocol: str, netloc: str) -> str:
+    host, colon, port = netloc.lower().rpartition(":")
+    if not colon or not port.isdigit() or (host.endswith("]") is False and ":" in host):
+        return netloc.lower()  # no port, or a bare IPv6 address
+    if int(port) == _DEFAULT_PORTS.get(protocol):
+        return host
+    return f"{host}:{int(port)}"
 
 
 def endpoint_of(storage_options: Mapping[str, Any] | None) -> str | None:
@@ -265,7 +274,7 @@ def _name_char(c: str) -> bool:
 
 def source_name(uri: str) -> str:
     """The sanitized last segment of a URI's path: the name the content keeps."""
-    path = urlsplit(uri).path if "://" in uri else uri
+    path = split_uri(uri)[2]
     last = [s for s in path.replace("\\", "/").split("/") if s]
     return safe_name(unquote(last[-1]) if last else "")
 
