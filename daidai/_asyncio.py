@@ -44,7 +44,7 @@ async def acall(
 ) -> Any:
     """Call an async predictor with its dependencies injected and await it."""
     params = parameters_of(component)
-    explicit = {*params.names[: len(args)], *kwargs}
+    explicit = {*params.positional[: len(args)], *kwargs}
     for dep in params.dependencies:
         if dep.name not in explicit and dep.component.is_async and dep.component.is_artifact:
             await aget(manager, dep.component, dep.config)

@@ -30,12 +30,27 @@ class Component:
         is_generator: the function yields (teardown after the `yield`).
         wrapper: the callable that replaced `fn` in its module.
         parameters: the parsed signature, once read (see `daidai._injection`).
+        localns: local names visible where the component was declared.
     """
 
-    __slots__ = ("fn", "is_async", "is_generator", "kind", "name", "parameters", "wrapper")
+    __slots__ = (
+        "fn",
+        "is_async",
+        "is_generator",
+        "kind",
+        "localns",
+        "name",
+        "parameters",
+        "wrapper",
+    )
 
-    def __init__(self, fn: Callable[..., Any], kind: str) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], kind: str, localns: dict[str, Any] | None = None
+    ) -> None:
         self.fn = fn
+        # The namespace where the decorator ran: string annotations (PEP 563) of a
+        # component defined inside a function may name that function's locals.
+        self.localns = localns
         self.kind = kind
         self.name = f"{fn.__module__}.{fn.__qualname__}"
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Protocol, TypeVar, cast, overload
 
@@ -67,7 +68,7 @@ def artifact(fn: Callable[..., Any]) -> Artifact[Any]:
     Raises:
         DeclarationError: the function or one of its parameters is declared wrongly.
     """
-    component = _declare(fn, ARTIFACT)
+    component = _declare(fn, ARTIFACT, sys._getframe(1).f_locals)
     if component.is_async:
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -105,7 +106,7 @@ def predictor(fn: Callable[..., Any]) -> Predictor[Any]:
     Raises:
         DeclarationError: the function or one of its parameters is declared wrongly.
     """
-    component = _declare(fn, PREDICTOR)
+    component = _declare(fn, PREDICTOR, sys._getframe(1).f_locals)
     if component.is_async:
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -126,14 +127,16 @@ def predictor(fn: Callable[..., Any]) -> Predictor[Any]:
     return cast("Predictor[Any]", _finish(component, make_predictor_wrapper(component)))
 
 
-def _declare(fn: Any, kind: str) -> Component:
+def _declare(fn: Any, kind: str, caller_locals: dict[str, Any]) -> Component:
     name = getattr(fn, "__qualname__", repr(fn))
     if component_of(fn) is not None:
         raise DeclarationError(f"{name} is already a component; decorate it once")
     if not inspect.isfunction(fn):
         hint = " (use @" + kind + " without parentheses)" if fn is None or not callable(fn) else ""
         raise DeclarationError(f"@{kind} decorates functions, not {fn!r}{hint}")
-    component = Component(fn, kind)
+    # Module-level declarations need no local namespace (globals are read from the function).
+    is_module_level = caller_locals is getattr(fn, "__globals__", None)
+    component = Component(fn, kind, None if is_module_level else caller_locals)
     component.parameters = read_parameters(component, defer=True)
     return component
 

@@ -8,6 +8,7 @@ A parameter declares a dependency as `Annotated[T, component]`,
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -51,6 +52,7 @@ class Parameters:
 
     Attributes:
         names: every named parameter, in order.
+        positional: parameters that positional arguments fill, in order.
         dependencies: parameters filled with components.
         files: parameters filled with files.
         injected: names of all injected parameters.
@@ -60,6 +62,7 @@ class Parameters:
     """
 
     names: tuple[str, ...]
+    positional: tuple[str, ...]
     dependencies: tuple[Dependency, ...]
     files: tuple[FileDependency, ...]
     injected: frozenset[str]
@@ -88,7 +91,7 @@ def read_parameters(component: Component, *, defer: bool) -> Parameters | None:
         DeclarationError: a parameter is declared wrongly; names the function and parameter.
     """
     try:
-        hints = typing.get_type_hints(component.fn, include_extras=True)
+        hints = typing.get_type_hints(component.fn, localns=component.localns, include_extras=True)
     except NameError as exc:
         if defer:
             return None
@@ -100,8 +103,7 @@ def read_parameters(component: Component, *, defer: bool) -> Parameters | None:
     dependencies: list[Dependency] = []
     files: list[FileDependency] = []
     required: list[str] = []
-    positional_limit = -1
-    for index, param in enumerate(signature.parameters.values()):
+    for param in signature.parameters.values():
         if param.kind in _VAR_KINDS:
             continue
         found = _read_parameter(component, param, hints.get(param.name, _NO_DEFAULT))
@@ -115,22 +117,37 @@ def read_parameters(component: Component, *, defer: bool) -> Parameters | None:
                 component=component.name,
                 parameter=param.name,
             )
-        if positional_limit < 0:
-            positional_limit = index
         (files if isinstance(found, FileDependency) else dependencies).append(found)  # type: ignore[arg-type]
     names = tuple(p.name for p in signature.parameters.values() if p.kind not in _VAR_KINDS)
+    positional = tuple(
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
     injected = frozenset(d.name for d in dependencies) | {f.name for f in files}
     return Parameters(
         names=names,
+        positional=positional,
         dependencies=tuple(dependencies),
         files=tuple(files),
         injected=injected,
         required=tuple(required),
-        positional_limit=len(names) if positional_limit < 0 else positional_limit,
+        positional_limit=_positional_limit(signature, positional, injected),
         accepts_any_keyword=any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
         ),
     )
+
+
+def _positional_limit(
+    signature: inspect.Signature, positional: tuple[str, ...], injected: frozenset[str]
+) -> int:
+    first = next((i for i, name in enumerate(positional) if name in injected), None)
+    if first is not None:
+        return first
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
+        return sys.maxsize  # extra positional arguments go to *args, never to injected ones
+    return len(positional)
 
 
 def _read_parameter(

@@ -238,12 +238,12 @@ class ModelManager:
         if not args and not kwargs:
             return None
         params = parameters_of(component)
-        if len(args) > len(params.names):
+        if len(args) > len(params.positional):
             raise DaidaiError(
-                f"takes at most {len(params.names)} positional arguments, got {len(args)}",
+                f"takes at most {len(params.positional)} positional arguments, got {len(args)}",
                 component=component.name,
             )
-        return {**dict(zip(params.names, args, strict=False)), **kwargs}
+        return {**dict(zip(params.positional, args, strict=False)), **kwargs}
 
     # -- building ----------------------------------------------------------------------------
 
@@ -478,7 +478,7 @@ def _component(obj: Any, where: str) -> Component:
 def _explicit_names(
     params: Parameters, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> set[str]:
-    return {*params.names[: len(args)], *kwargs}
+    return {*params.positional[: len(args)], *kwargs}
 
 
 def _is_stable(spec: FileSpec, default: str) -> bool:
