@@ -8,7 +8,7 @@ from daidai import artifact
 
 
 @artifact
-def first(x: Annotated[int, second]) -> int:  # noqa: F821
+def first(x: Annotated[int, second]) -> int:
     return x
 
 

@@ -8,7 +8,7 @@ from daidai import artifact, predictor
 
 
 @predictor
-def uses_later(x: str, later: Annotated[str, later_artifact]) -> str:  # noqa: F821
+def uses_later(x: str, later: Annotated[str, later_artifact]) -> str:
     return f"{x}:{later}"
 
 

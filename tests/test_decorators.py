@@ -209,7 +209,7 @@ def test_a_forward_reference_is_resolved_at_first_use() -> None:
 
 def test_an_undefined_name_in_an_annotation_fails_at_first_use_naming_it() -> None:
     @predictor
-    def f(x: "Annotated[int, not_defined_anywhere]") -> int:  # type: ignore[name-defined]  # noqa: F821
+    def f(x: Annotated[int, not_defined_anywhere]) -> int:  # type: ignore[name-defined]  # noqa: F821
         return x
 
     with ModelManager(), pytest.raises(DeclarationError, match="not_defined_anywhere"):
