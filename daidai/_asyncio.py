@@ -69,9 +69,13 @@ async def _abuild_once(
             await _abuild_as_owner(manager, node, config, slot)
             return
         try:
-            await asyncio.wrap_future(slot.future)
+            # shield: cancelling this waiter must not cancel the shared future, which
+            # would fail the owner's build and every other waiter with it.
+            await asyncio.shield(asyncio.wrap_future(slot.future))
         except BaseException:
-            continue
+            if not slot.future.done():
+                raise  # this task was cancelled, not the build: let it go
+            continue  # the build failed; try again (as owner if nobody else is)
 
 
 async def _abuild_as_owner(
