@@ -227,10 +227,18 @@ def _classify(exc: BaseException) -> str | None:
 
 def _detail(exc: BaseException) -> str:
     root = _chain(exc)[-1]
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if root is not exc and str(root):
-        text += f", caused by {type(root).__name__}: {root}"
+    text = _describe(exc)
+    if root is not exc:
+        text += f", caused by {_describe(root)}"
     return text
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # some third-party __str__ fail on half-built instances
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _status_of(exc: BaseException) -> tuple[int | None, str | None]:
