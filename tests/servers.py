@@ -244,6 +244,7 @@ def _which(name: str) -> Path | None:
 # -- HTTP --------------------------------------------------------------------------------------
 
 _NGINX_ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
+_NGINX_PROBE = "__daidai_tests_ready__"
 _NGINX_INSTALL = "apt-get install -y nginx-light (Debian/Ubuntu; it ships the echo module)"
 
 
@@ -313,7 +314,7 @@ class NginxServer(_Server):
         return [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.log_path)]
 
     def _ready(self) -> bool:
-        return _answers_http(f"{self.url}/")
+        return _answers_http(f"{self.url}/{_NGINX_PROBE}")
 
     def _config(self) -> str:
         files = "autoindex on; etag on;"
@@ -354,6 +355,8 @@ http {{
   server {{
     listen 127.0.0.1:{self.port};
     root {self.root};
+    # The readiness probe, kept out of the log that tests count.
+    location = /{_NGINX_PROBE} {{ access_log off; return 204; }}
     {locations}
   }}
 }}

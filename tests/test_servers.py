@@ -52,6 +52,11 @@ def test_nginx_lists_folders(http_server: NginxServer) -> None:
     assert names == ["a.bin", "b.bin"]
 
 
+def test_nginx_log_starts_empty(tmp_path: Path) -> None:
+    with NginxServer(tmp_path / "root") as server:
+        assert server.requests() == []
+
+
 def test_nginx_log_counts_each_request(http_server: NginxServer) -> None:
     url = http_server.put("counted.bin", b"x" * 10)
     http_server.clear_log()
