@@ -194,6 +194,10 @@ def write_lockfile(path: str | os.PathLike[str], entries: Iterable[LockEntry]) -
 
     Returns:
         True if the file was written, False if it already held exactly this content.
+
+    Raises:
+        LockfileError: the file cannot be written (full disk, read-only folder); the old
+            lockfile, if any, is left as it was.
     """
     target = Path(path)
     data = dumps(entries).encode("utf-8")
@@ -207,6 +211,12 @@ def write_lockfile(path: str | os.PathLike[str], entries: Iterable[LockEntry]) -
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        raise LockfileError(
+            f"cannot be written ({exc.strerror or exc}); the previous lockfile is unchanged; "
+            "free space or fix the folder's permissions and re-run `daidai fetch`",
+            path=str(path),
+        ) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
