@@ -15,8 +15,8 @@ Example:
 
 from __future__ import annotations
 
-from daidai._decorators import Artifact, Predictor, artifact, predictor
-from daidai._manager import ModelManager
+from typing import TYPE_CHECKING, Any
+
 from daidai.errors import (
     CacheError,
     ChecksumMismatchError,
@@ -31,6 +31,10 @@ from daidai.errors import (
     OfflineError,
     SourceNotFoundError,
 )
+
+if TYPE_CHECKING:
+    from daidai._decorators import Artifact, Predictor, artifact, predictor
+    from daidai._manager import ModelManager
 
 __version__ = "0.1.0"
 
@@ -54,3 +58,30 @@ __all__ = [
     "artifact",
     "predictor",
 ]
+
+
+# The decorators and the manager load on first use (PEP 562): `daidai --help` and
+# `python -m daidai` pay only for what they touch (inspect, dataclasses, concurrent.futures
+# cost ~40 ms together).
+_LAZY = {
+    "Artifact": "daidai._decorators",
+    "Predictor": "daidai._decorators",
+    "artifact": "daidai._decorators",
+    "predictor": "daidai._decorators",
+    "ModelManager": "daidai._manager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'daidai' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -9,6 +9,7 @@ DaidaiError
 ├── TeardownError                     cleanup of one or more artifacts failed
 ├── ConfigError (ValueError)          daidai.toml, pyproject.toml or DAIDAI_* is wrong
 ├── LockfileError (ValueError)        daidai.lock cannot be read or is out of date
+│   └── StaleLockfileError (IntegrityError) the lockfile does not match the code or sources
 ├── TargetError (ImportError)         a CLI target cannot be imported or found
 ├── FileError (OSError)               a file dependency cannot be provided
 │   ├── FileFetchError                reading the source failed (network, server)
@@ -42,6 +43,7 @@ __all__ = [
     "ResolutionError",
     "SourceNotFoundError",
     "SourcePermissionError",
+    "StaleLockfileError",
     "TargetError",
     "TeardownError",
 ]
@@ -262,3 +264,8 @@ class ChecksumMismatchError(IntegrityError, ValueError):
 
     def _render(self) -> str:
         return f"{self._where()}{self.uri}: {self.message}"
+
+
+class StaleLockfileError(LockfileError, IntegrityError):
+    """The lockfile is out of date: the code declares a file it lacks, or a source's content
+    differs from what it pins (`daidai fetch --locked`)."""

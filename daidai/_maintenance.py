@@ -1,0 +1,390 @@
+"""Cache maintenance behind `daidai verify` and `daidai cache ls|prune|clear`.
+
+Destructive operations plan first, then act: `plan_prune` and `plan_clear` return a frozen
+`CachePlan` built from one scan; `apply_plan` deletes exactly what it lists. Nothing here
+imports user code: the lockfile and `daidai.toml` say what is pinned and how to reach it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daidai.files import layout
+
+if TYPE_CHECKING:
+    from daidai._settings import Settings
+    from daidai.files.fetch import ProgressCallback
+    from daidai.files.lockfile import LockEntry, Lockfile
+
+__all__ = [
+    "CachePlan",
+    "Listing",
+    "ListedEntry",
+    "VerifiedFile",
+    "VerifyReport",
+    "apply_plan",
+    "list_cache",
+    "plan_clear",
+    "plan_prune",
+    "verify",
+]
+
+# A staging folder written to this recently may belong to a live download (a lock can lie
+# on network filesystems), so it is not "leftover" yet.
+PARTIAL_GRACE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    """One locked file as `verify` found it.
+
+    Attributes:
+        uri: the source.
+        expected: the locked checksum.
+        status: `ok`, `missing`, `corrupt`, `repaired` or `failed` (repair failed).
+        actual: the checksum found on disk, for a corrupt file.
+        path: the cached content, when present.
+        error: why a repair failed.
+    """
+
+    uri: str
+    expected: str
+    status: str
+    actual: str | None = None
+    path: Path | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of `verify`, one record per lockfile entry, sorted by URI."""
+
+    files: tuple[VerifiedFile, ...]
+    lockfile: Path
+
+    @property
+    def ok(self) -> bool:
+        """Whether every locked file is present and intact (after repair, if asked)."""
+        return all(f.status in ("ok", "repaired") for f in self.files)
+
+    def with_status(self, *statuses: str) -> list[VerifiedFile]:
+        """The records in one of `statuses`."""
+        return [f for f in self.files if f.status in statuses]
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    """One cache entry as `cache ls` shows it.
+
+    Attributes:
+        uri: the source URI (None if the entry's record is unreadable).
+        size: bytes on disk, partial downloads included.
+        last_used: seconds since the epoch.
+        locked: whether the lockfile pins this URI.
+        key: the entry key.
+        path: the entry folder.
+        versions: complete versions on disk.
+        partial: bytes of unfinished downloads.
+    """
+
+    uri: str | None
+    size: int
+    last_used: float
+    locked: bool
+    key: str
+    path: Path
+    versions: int
+    partial: int
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The cache as `cache ls` shows it."""
+
+    cache_dir: Path
+    entries: tuple[ListedEntry, ...]
+
+    @property
+    def total_size(self) -> int:
+        """Bytes used by every entry."""
+        return sum(e.size for e in self.entries)
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """What a prune or clear would delete, decided from one scan.
+
+    Attributes:
+        cache_dir: the cache folder.
+        entries: whole entries to delete.
+        versions: single versions to delete from entries that stay.
+        partials: leftover partial downloads to delete.
+        kept_size: bytes that stay once the plan is applied.
+        notes: remarks for the user (a size goal out of reach, downloads in progress).
+    """
+
+    cache_dir: Path
+    entries: tuple[layout.CacheEntry, ...] = ()
+    versions: tuple[layout.Version, ...] = ()
+    partials: tuple[layout.Partial, ...] = ()
+    kept_size: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def freed_size(self) -> int:
+        """Bytes the plan frees."""
+        return (
+            sum(e.size for e in self.entries)
+            + sum(v.size for v in self.versions)
+            + sum(p.size for p in self.partials)
+        )
+
+    @property
+    def empty(self) -> bool:
+        """Whether the plan deletes nothing."""
+        return not (self.entries or self.versions or self.partials)
+
+
+def verify(
+    *,
+    settings: Settings,
+    repair: bool = False,
+    jobs: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> VerifyReport:
+    """Re-hash every locked file in the cache; with `repair`, download bad ones again.
+
+    Raises:
+        LockfileError: the lockfile is missing or malformed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from daidai.files.lockfile import read_lockfile
+
+    lock = read_lockfile(settings.lockfile, missing_ok=False)
+    entries = sorted(lock.entries.values(), key=lambda e: e.uri)
+    workers = max(1, min(jobs or settings.jobs, len(entries) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daidai-verify") as pool:
+        found = list(pool.map(lambda e: _check(e, settings), entries))
+    if repair:
+        found = _repair(found, settings, jobs, on_progress)
+    return VerifyReport(tuple(found), lock.path)
+
+
+def list_cache(*, settings: Settings) -> Listing:
+    """List the cache's entries, sorted by URI, each marked locked or not.
+
+    Raises:
+        LockfileError: the lockfile is malformed.
+    """
+    lock = _lock(settings)
+    report = layout.scan(settings.cache_dir)
+    return Listing(settings.cache_dir, tuple(_listed(e, lock) for e in report.entries))
+
+
+def plan_prune(
+    *,
+    settings: Settings,
+    older_than: float | None = None,
+    max_size: int | None = None,
+    include_locked: bool = False,
+    now: float | None = None,
+) -> CachePlan:
+    """Plan evictions, least recently used first; never a locked entry unless asked.
+
+    With no criteria, everything the lockfile does not pin goes: unlocked entries and old
+    versions of locked ones. Leftover partial downloads always go.
+
+    Args:
+        settings: the settings in force.
+        older_than: evict entries unused for this many seconds.
+        max_size: then evict least recently used entries until the cache fits in this
+            many bytes.
+        include_locked: locked entries may be evicted too.
+        now: the current time (seconds since the epoch).
+
+    Raises:
+        LockfileError: the lockfile is malformed.
+    """
+    lock = _lock(settings)
+    report = layout.scan(settings.cache_dir)
+    now = time.time() if now is None else now
+    partials, notes = _leftover_partials(report, now)
+    pinned = [e for e in report.entries if _is_locked(e, lock) and not include_locked]
+    kept = {e.key for e in pinned}
+    free = sorted(
+        (e for e in report.entries if e.key not in kept), key=lambda e: (e.last_used, e.key)
+    )
+    if older_than is None and max_size is None:
+        versions = tuple(v for e in pinned for v in _unpinned_versions(e, lock))
+        return _plan(report, tuple(free), versions, partials, notes)
+    doomed = [e for e in free if older_than is not None and e.last_used < now - older_than]
+    if max_size is not None:
+        doomed, note = _fit(report, free, doomed, partials, max_size)
+        notes += note
+    return _plan(report, tuple(doomed), (), partials, notes)
+
+
+def plan_clear(*, settings: Settings) -> CachePlan:
+    """Plan emptying the cache: every entry and every partial download."""
+    report = layout.scan(settings.cache_dir)
+    partials = tuple(p for e in report.entries for p in e.partials)
+    return _plan(report, report.entries, (), partials, ())
+
+
+def apply_plan(plan: CachePlan) -> int:
+    """Delete what `plan` lists; return the bytes freed. Safe while others read."""
+    for partial in plan.partials:
+        layout.delete_partial(partial)
+    for version in plan.versions:
+        layout.delete_version(version)
+    for entry in plan.entries:
+        layout.delete_entry(entry)
+    return plan.freed_size
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _lock(settings: Settings) -> Lockfile:
+    from daidai.files.lockfile import read_lockfile
+
+    return read_lockfile(settings.lockfile, missing_ok=True)
+
+
+def _is_locked(entry: layout.CacheEntry, lock: Lockfile) -> bool:
+    return entry.uri is not None and entry.uri in lock
+
+
+def _listed(entry: layout.CacheEntry, lock: Lockfile) -> ListedEntry:
+    return ListedEntry(
+        uri=entry.uri,
+        size=entry.size,
+        last_used=entry.last_used,
+        locked=_is_locked(entry, lock),
+        key=entry.key,
+        path=entry.path,
+        versions=len(entry.versions),
+        partial=sum(p.size for p in entry.partials),
+    )
+
+
+def _unpinned_versions(entry: layout.CacheEntry, lock: Lockfile) -> list[layout.Version]:
+    pin = lock.get(entry.uri or "")
+    return [v for v in entry.versions if pin is not None and v.checksum != pin.checksum]
+
+
+def _leftover_partials(
+    report: layout.CacheReport, now: float
+) -> tuple[tuple[layout.Partial, ...], tuple[str, ...]]:
+    leftovers, live = [], 0
+    for entry in report.entries:
+        for partial in entry.partials:
+            if _newest_mtime(partial.path) > now - PARTIAL_GRACE_SECONDS:
+                live += 1
+            else:
+                leftovers.append(partial)
+    note = (f"{live} download(s) in progress or just finished left alone",) if live else ()
+    return tuple(leftovers), note
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = 0.0
+    for folder, _, names in os.walk(path):
+        for name in [".", *names]:
+            try:
+                newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def _fit(
+    report: layout.CacheReport,
+    free: Sequence[layout.CacheEntry],
+    doomed: list[layout.CacheEntry],
+    partials: Sequence[layout.Partial],
+    max_size: int,
+) -> tuple[list[layout.CacheEntry], tuple[str, ...]]:
+    size = report.total_size - sum(e.size for e in doomed) - sum(p.size for p in partials)
+    for entry in free:
+        if size <= max_size:
+            break
+        if entry not in doomed:
+            doomed.append(entry)
+            size -= entry.size
+    if size > max_size:
+        return doomed, (
+            f"the cache stays at {size} bytes, over the {max_size}-byte limit: the rest is "
+            "locked (pass --include-locked to evict locked files too)",
+        )
+    return doomed, ()
+
+
+def _plan(
+    report: layout.CacheReport,
+    entries: Sequence[layout.CacheEntry],
+    versions: Sequence[layout.Version],
+    partials: Sequence[layout.Partial],
+    notes: tuple[str, ...],
+) -> CachePlan:
+    doomed_keys = {e.key for e in entries}
+    stray = [p for p in partials if p.path.parent.name not in doomed_keys]
+    plan = CachePlan(report.cache_dir, tuple(entries), tuple(versions), tuple(stray), 0, notes)
+    kept = report.total_size - plan.freed_size
+    return CachePlan(plan.cache_dir, plan.entries, plan.versions, plan.partials, kept, notes)
+
+
+def _check(entry: LockEntry, settings: Settings) -> VerifiedFile:
+    from daidai.files.fetch import options_for
+    from daidai.files.hashing import hash_directory, hash_file
+
+    options = options_for(entry.uri, settings, None)
+    folder = layout.entry_dir(settings.cache_dir, entry.uri, options)
+    path = layout.content_path(folder, entry.checksum, entry.uri)
+    if path is None:
+        return VerifiedFile(entry.uri, entry.checksum, "missing")
+    try:
+        actual = hash_directory(path).checksum if path.is_dir() else hash_file(path)
+    except OSError as exc:
+        return VerifiedFile(entry.uri, entry.checksum, "corrupt", None, path, exc.strerror)
+    status = "ok" if actual == entry.checksum else "corrupt"
+    return VerifiedFile(entry.uri, entry.checksum, status, actual, path)
+
+
+def _repair(
+    found: list[VerifiedFile],
+    settings: Settings,
+    jobs: int | None,
+    on_progress: ProgressCallback | None,
+) -> list[VerifiedFile]:
+    from daidai.files.fetch import FetchRequest, fetch_many
+
+    bad = [f for f in found if f.status != "ok"]
+    for file in bad:
+        if file.status == "corrupt" and file.path is not None:
+            _delete_version_of(file.path)
+    requests = [FetchRequest(uri=f.uri, checksum=f.expected) for f in bad]
+    results = fetch_many(
+        requests, settings=settings, jobs=jobs, on_progress=on_progress, return_exceptions=True
+    )
+    fixed = {}
+    for file, result in zip(bad, results, strict=True):
+        if isinstance(result, Exception):
+            fixed[file.uri] = VerifiedFile(
+                file.uri, file.expected, "failed", file.actual, None, str(result)
+            )
+        else:
+            fixed[file.uri] = VerifiedFile(file.uri, file.expected, "repaired", None, result.path)
+    return [fixed.get(f.uri, f) for f in found]
+
+
+def _delete_version_of(content: Path) -> None:
+    folder = content.parent
+    if folder.name.startswith(layout.VERSION_PREFIX):
+        layout.delete_version(layout.Version("sha256:", folder, 0, False))

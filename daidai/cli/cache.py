@@ -1,0 +1,181 @@
+"""`daidai cache dir|ls|prune|clear`: look at and clean up the on-disk cache.
+
+Destructive commands plan first (one scan, a frozen plan), print what they would free,
+honour `--dry-run`, and ask unless `--yes`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from daidai.cli._options import DryRun, Json, Verbose, Yes
+from daidai.cli._render import confirm, console, is_terminal, print_json, say
+from daidai.cli._units import format_age, format_size, parse_duration, parse_size
+
+if TYPE_CHECKING:
+    from daidai._maintenance import CachePlan, Listing
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="cache",
+    help="Look at and clean up the on-disk cache.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+OlderThan = Annotated[
+    Optional[float],  # noqa: UP045 - evaluated by typer at runtime
+    typer.Option(
+        "--older-than",
+        parser=parse_duration,
+        metavar="DURATION",
+        help="Evict entries unused for this long (12h, 30d).",
+        show_default=False,
+    ),
+]
+MaxSize = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--max-size",
+        parser=parse_size,
+        metavar="SIZE",
+        help="Evict least recently used entries until the cache fits (500MB, 10GiB).",
+        show_default=False,
+    ),
+]
+IncludeLocked = Annotated[
+    bool, typer.Option("--include-locked", help="Allow evicting files the lockfile pins.")
+]
+
+
+@app.command("dir")
+def cache_dir(verbose: Verbose = False) -> None:
+    """Print the cache folder."""
+    from daidai._settings import load_settings
+
+    say(str(load_settings().cache_dir))
+
+
+@app.command("ls")
+def cache_ls(json_: Json = False, verbose: Verbose = False) -> None:
+    """List cache entries with URI, size, last use and whether the lockfile pins them."""
+    from daidai._maintenance import list_cache
+    from daidai._settings import load_settings
+
+    listing = list_cache(settings=load_settings())
+    if json_:
+        print_json(_listing_json(listing))
+    elif is_terminal():
+        _print_table(listing)
+    else:
+        for entry in listing.entries:
+            lock = "locked" if entry.locked else "-"
+            say(f"{entry.size}\t{_iso(entry.last_used)}\t{lock}\t{entry.uri or '?'}")
+        say(f"total\t{listing.total_size}")
+
+
+@app.command("prune")
+def cache_prune(
+    older_than: OlderThan = None,
+    max_size: MaxSize = None,
+    include_locked: IncludeLocked = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    verbose: Verbose = False,
+) -> None:
+    """Evict unlocked entries, least recently used first; with no criteria, whatever the
+    lockfile does not pin. Leftover partial downloads always go."""
+    from daidai._maintenance import plan_prune
+    from daidai._settings import load_settings
+
+    plan = plan_prune(
+        settings=load_settings(),
+        older_than=older_than,
+        max_size=max_size,
+        include_locked=include_locked,
+    )
+    _carry_out(plan, dry_run=dry_run, yes=yes, verb="prune")
+
+
+@app.command("clear")
+def cache_clear(dry_run: DryRun = False, yes: Yes = False, verbose: Verbose = False) -> None:
+    """Empty the cache, locked files included."""
+    from daidai._maintenance import plan_clear
+    from daidai._settings import load_settings
+
+    _carry_out(plan_clear(settings=load_settings()), dry_run=dry_run, yes=yes, verb="clear")
+
+
+def _carry_out(plan: CachePlan, *, dry_run: bool, yes: bool, verb: str) -> None:
+    from daidai._maintenance import apply_plan
+
+    for note in plan.notes:
+        say(f"note: {note}", err=True)
+    if plan.empty:
+        say(f"nothing to {verb}: the cache holds {format_size(plan.kept_size)}")
+        return
+    for entry in plan.entries:
+        say(f"  {format_size(entry.size):>10}  {entry.uri or entry.path}")
+    for version in plan.versions:
+        say(f"  {format_size(version.size):>10}  old version {version.checksum[:19]}…")
+    for partial in plan.partials:
+        say(f"  {format_size(partial.size):>10}  partial download {partial.path.name}")
+    summary = (
+        f"{len(plan.entries)} entries, {len(plan.versions)} old versions and "
+        f"{len(plan.partials)} partial downloads: {format_size(plan.freed_size)} "
+        f"(the cache keeps {format_size(plan.kept_size)})"
+    )
+    if dry_run:
+        say(f"would free {summary}; nothing deleted (--dry-run)")
+        return
+    if not confirm(f"Delete {summary}?", yes=yes):
+        say("nothing deleted")
+        return
+    freed = apply_plan(plan)
+    say(f"freed {format_size(freed)}")
+
+
+def _listing_json(listing: Listing) -> dict[str, object]:
+    return {
+        "entries": [
+            {
+                "uri": e.uri,
+                "size": e.size,
+                "last_used": _iso(e.last_used),
+                "locked": e.locked,
+                "key": e.key,
+                "path": str(e.path),
+                "versions": e.versions,
+                "partial_size": e.partial,
+            }
+            for e in listing.entries
+        ],
+        "total_size": listing.total_size,
+    }
+
+
+def _print_table(listing: Listing) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column, justify in (("URI", "left"), ("SIZE", "right"), ("LAST USED", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("LOCKED")
+    for e in listing.entries:
+        lock = "[green]locked[/]" if e.locked else "[dim]-[/]"
+        table.add_row(escape(e.uri or "?"), format_size(e.size), format_age(e.last_used), lock)
+    out = console()
+    out.print(table)
+    size = format_size(listing.total_size)
+    out.print(f"{len(listing.entries)} entries, {size} in {escape(str(listing.cache_dir))}")
+
+
+def _iso(timestamp: float) -> str | None:
+    if timestamp <= 0:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
