@@ -1,0 +1,1 @@
+"""A tiny sentiment service built with daidai."""
