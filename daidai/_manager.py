@@ -179,9 +179,10 @@ class ModelManager:
     def settings(self) -> Settings:
         """Settings read when first needed, never at import."""
         if self._settings is None:
-            from daidai._settings import load_settings
+            from daidai._settings import apply_log_level, load_settings
 
             self._settings = load_settings(**self._settings_args)  # type: ignore[arg-type]
+            apply_log_level(self._settings)
         return self._settings
 
     def __enter__(self) -> ModelManager:

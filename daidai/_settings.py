@@ -14,7 +14,7 @@ from typing import Any
 
 from daidai.errors import ConfigError
 
-__all__ = ["STRATEGIES", "Settings", "find_config", "load_settings"]
+__all__ = ["STRATEGIES", "Settings", "apply_log_level", "find_config", "load_settings"]
 
 STRATEGIES = ("on_disk", "on_disk_temporary", "in_memory", "in_memory_stream", "no_cache")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -129,6 +129,24 @@ def load_settings(
         config_file=config_file,
         log_level=env.get("log_level") or data.get("log_level"),
     )
+
+
+def apply_log_level(settings: Settings) -> None:
+    """Set the `daidai` loggers' level from `log_level` / `DAIDAI_LOG_LEVEL`, if given.
+
+    When the application configured no logging at all, a stderr handler is added so that
+    the level asked for is actually seen.
+    """
+    if not settings.log_level:
+        return
+    import logging
+
+    logger = logging.getLogger("daidai")
+    logger.setLevel(settings.log_level)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _read_env() -> dict[str, Any]:

@@ -128,3 +128,18 @@ def test_settings_are_read_when_needed_not_at_import(
 
     monkeypatch.setenv("DAIDAI_CACHE_DIR", str(tmp_path / "late"))
     assert load_settings().cache_dir == tmp_path / "late"
+
+
+def test_daidai_log_level_sets_the_level_of_daidai_loggers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    from daidai import ModelManager
+
+    logger = logging.getLogger("daidai")
+    monkeypatch.setattr(logger, "level", logging.NOTSET)
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setenv("DAIDAI_LOG_LEVEL", "debug")
+    assert ModelManager().settings.log_level == "DEBUG"
+    assert logger.getEffectiveLevel() == logging.DEBUG
