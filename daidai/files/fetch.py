@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,9 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 """Called as `(uri, bytes done, total bytes or None)`, from worker threads."""
 
 _LOCK_WAIT_LOG_SECONDS = 10.0
+# For records without `mtime`: how far a filesystem's clock may run ahead of ours (an
+# NFS server's) before content modified after its record was written is hashed again.
+_CLOCK_SLACK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ def download(
         content, name = _transfer(request, options, origin, staging, on_progress)
         target = folder / layout.version_dir(folder, content.checksum).name
         with cache_errors(origin):
-            _rename_dir(staging, target)
+            _rename_dir(staging, target, content, name)
         return _result(request.uri, content, target / name, downloaded=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -248,13 +252,57 @@ def _lookup(entry: Path, request: FetchRequest) -> FetchResult | None:
         if ref is None:
             return None
         path = layout.content_path(entry, ref.checksum, request.uri)
-        return _from_ref(ref, request.uri, path) if path else None
+        return _from_ref(ref, request.uri, path) if path and _trusted(path, ref) else None
     path = layout.content_path(entry, request.checksum, request.uri)
     if path is None:
         return None
     if ref is not None and ref.checksum == request.checksum:
-        return _from_ref(ref, request.uri, path)
+        return _from_ref(ref, request.uri, path) if _trusted(path, ref) else None
     return _from_disk(request.uri, request.checksum, path)
+
+
+def _trusted(path: Path, ref: layout.Ref) -> bool:
+    """Whether the content is still what `ref` recorded when it was hashed.
+
+    A hit trusts the record while the content looks untouched since (same kind and size,
+    not modified after the record was written); content changed since (truncated,
+    overwritten, replaced by a folder) is hashed again before it is used.
+    """
+    try:
+        kind, size, modified = _shape(path)
+    except OSError:
+        return False
+    if kind != ref.kind or size != ref.size:
+        return False
+    if ref.mtime is not None and modified == ref.mtime:
+        return True
+    if ref.mtime is None and modified <= ref.fetched_at + _CLOCK_SLACK_SECONDS:
+        return True  # a record written before `mtime` was kept
+    return _digest(path) == ref.checksum
+
+
+def _shape(path: Path) -> tuple[str, int, float]:
+    """`(kind, bytes, newest mtime)` of cached content, from `lstat` alone."""
+    st = os.lstat(path)
+    if stat.S_ISREG(st.st_mode):
+        return "file", st.st_size, st.st_mtime
+    if not stat.S_ISDIR(st.st_mode):
+        return "other", st.st_size, st.st_mtime
+    size, newest = 0, 0.0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            sub = os.lstat(os.path.join(folder, name))
+            size, newest = size + sub.st_size, max(newest, sub.st_mtime)
+    return "directory", size, newest
+
+
+def _digest(path: Path) -> str | None:
+    from daidai.files.hashing import hash_directory, hash_file
+
+    try:
+        return hash_directory(path).checksum if path.is_dir() else hash_file(path)
+    except OSError:
+        return None
 
 
 def _from_ref(ref: layout.Ref, uri: str, path: Path) -> FetchResult:
@@ -263,7 +311,11 @@ def _from_ref(ref: layout.Ref, uri: str, path: Path) -> FetchResult:
     )
 
 
-def _from_disk(uri: str, checksum: str, path: Path) -> FetchResult:
+def _from_disk(uri: str, checksum: str, path: Path) -> FetchResult | None:
+    # No record vouches for this copy (ref.json missing, garbled or naming another
+    # version), so it is hashed before use.
+    if _digest(path) != checksum:
+        return None
     if not path.is_dir():
         size = path.stat().st_size
         return FetchResult(uri, checksum, size, "file", None, None, None, path, False)
@@ -312,21 +364,32 @@ def _download_into(
         content, name = _transfer(request, options, origin, staging, on_progress)
         target = layout.version_dir(entry, content.checksum)
         with cache_errors(origin, needed=content.size):
-            _rename_dir(staging, target)
-            layout.write_ref(entry, _ref(request.uri, content, options))
+            _rename_dir(staging, target, content, name)
+            modified = _shape(target / name)[2]
+            layout.write_ref(entry, _ref(request.uri, content, options, modified))
         return _result(request.uri, content, target / name, downloaded=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _rename_dir(staging: Path, target: Path) -> None:
+def _rename_dir(staging: Path, target: Path, content: Content, name: str) -> None:
     try:
         os.rename(staging, target)
     except OSError as exc:
-        # Same name means same content: someone else (a lock that lied, or a race
-        # with a temporary download) already placed an identical complete copy.
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not target.is_dir():
             raise
+        # Same name should mean same content: someone else (a lock that lied, or a race
+        # with a temporary download) placed a complete copy. But a copy damaged since
+        # (truncated, overwritten) must not win over the bytes just verified.
+        if _digest(target / name) == content.checksum:
+            return
+        logger.warning("replacing a damaged cached copy at %s", target)
+        layout.delete_version(layout.Version(content.checksum, target, 0, False))
+        try:
+            os.rename(staging, target)
+        except OSError as again:
+            if again.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise  # else a fresh, verified copy landed in between
 
 
 def _transfer(
@@ -366,7 +429,7 @@ def _bind_progress(
     return lambda done, total: callback(uri, done, total)
 
 
-def _ref(uri: str, content: Content, options: Mapping[str, Any]) -> layout.Ref:
+def _ref(uri: str, content: Content, options: Mapping[str, Any], modified: float) -> layout.Ref:
     return layout.Ref(
         uri=uri,
         checksum=content.checksum,
@@ -377,6 +440,7 @@ def _ref(uri: str, content: Content, options: Mapping[str, Any]) -> layout.Ref:
         version_id=content.version_id,
         fetched_at=layout.now(),
         endpoint=layout.endpoint_of(options),
+        mtime=modified,
     )
 
 

@@ -92,6 +92,8 @@ class Ref:
         version_id: the source's version id (versioned buckets), if any.
         fetched_at: when the version was downloaded, seconds since the epoch.
         endpoint: the non-secret endpoint identity (e.g. an S3 `endpoint_url`), if any.
+        mtime: modification time of the content when it was hashed (the newest file's, for
+            a directory); content modified since is hashed again before a hit uses it.
     """
 
     uri: str
@@ -103,6 +105,7 @@ class Ref:
     version_id: str | None = None
     fetched_at: float = 0.0
     endpoint: str | None = None
+    mtime: float | None = None
 
 
 @dataclass(frozen=True)
