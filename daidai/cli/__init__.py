@@ -7,6 +7,7 @@ the overview. Everything else goes through the typer application in `daidai.cli.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -17,7 +18,8 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the command line with `argv` (default: `sys.argv[1:]`) and exit with its code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args in ([], ["--help"], ["-h"]):
+    completing = "_DAIDAI_COMPLETE" in os.environ  # typer's shell completion protocol
+    if args in ([], ["--help"], ["-h"]) and not completing:
         from daidai.cli._overview import overview
 
         sys.stdout.write(overview())

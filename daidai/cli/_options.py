@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -16,6 +17,7 @@ def _set_verbose(value: bool) -> bool:
         state.verbose = True
         import logging
 
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         logging.getLogger("daidai").setLevel(logging.INFO)
     return value
 

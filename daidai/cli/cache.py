@@ -27,11 +27,26 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 OlderThan = Annotated[
     Optional[float],  # noqa: UP045 - evaluated by typer at runtime
     typer.Option(
         "--older-than",
-        parser=parse_duration,
+        parser=_duration,
         metavar="DURATION",
         help="Evict entries unused for this long (12h, 30d).",
         show_default=False,
@@ -41,7 +56,7 @@ MaxSize = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option(
         "--max-size",
-        parser=parse_size,
+        parser=_size,
         metavar="SIZE",
         help="Evict least recently used entries until the cache fits (500MB, 10GiB).",
         show_default=False,
