@@ -1,0 +1,83 @@
+"""A child process for the fault suite: loads files, runs the CLI, writes lockfiles.
+
+Run as `python tests/faults/child.py MODE ARGS...` with the repository on `PYTHONPATH`:
+
+- `load URL [START_AT]`: fetch URL through the cache (waiting until the wall-clock time
+  START_AT, so that many children miss the cache at once); print `<downloaded> <sha256>` of
+  the bytes read from the cached path.
+- `cli ARGS...`: run `daidai ARGS...` (as `python -m daidai` would).
+- `lockwrite PATH N`: rewrite the lockfile PATH N times with entries of varying length.
+
+With `FAULTS_LYING_LOCKS=1` in the environment, filelock's acquire and release do nothing and
+report success, as `flock` does on some NFS and Lustre mounts: every process "holds" every
+lock at once. This is a test-side patch; daidai has no switch for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+
+
+def lie_about_locks() -> None:
+    """Make every filelock acquire succeed at once without excluding anyone."""
+    import filelock
+
+    def acquire(self: filelock.BaseFileLock, *args: object, **kwargs: object) -> object:
+        return self
+
+    def release(self: filelock.BaseFileLock, *args: object, **kwargs: object) -> None:
+        return None
+
+    for cls in {filelock.BaseFileLock, filelock.FileLock}:
+        cls.acquire = acquire  # type: ignore[assignment,method-assign]
+        cls.release = release  # type: ignore[assignment,method-assign]
+
+
+def load(url: str, start_at: float | None) -> None:
+    from daidai._settings import load_settings
+    from daidai.files.fetch import FetchRequest, fetch
+
+    settings = load_settings()
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
+    result = fetch(FetchRequest(url), settings=settings)
+    digest = hashlib.sha256(result.path.read_bytes()).hexdigest()
+    print(result.downloaded, digest, flush=True)
+
+
+def lockwrite(path: str, count: int) -> None:
+    from daidai.files.lockfile import LockEntry, write_lockfile
+
+    for i in range(count):
+        entries = [
+            LockEntry(
+                uri=f"http://h/{j}-{'x' * (i % 50)}.bin", checksum="sha256:" + "a" * 64, size=j
+            )
+            for j in range(1 + i % 40)
+        ]
+        write_lockfile(path, entries)
+
+
+def main(argv: list[str]) -> int:
+    if os.environ.get("FAULTS_LYING_LOCKS") == "1":
+        lie_about_locks()
+    mode, args = argv[0], argv[1:]
+    if mode == "load":
+        load(args[0], float(args[1]) if len(args) > 1 else None)
+        return 0
+    if mode == "lockwrite":
+        lockwrite(args[0], int(args[1]))
+        return 0
+    if mode == "cli":
+        from daidai.cli import main as cli_main
+
+        sys.argv = ["daidai", *args]
+        return int(cli_main() or 0)
+    raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
