@@ -444,7 +444,7 @@ class S3Server(_Server):
         p = self._ports
         return [
             weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
-            "-master.volumeSizeLimitMB=64", "-master.telemetry=false", "-volume.max=16",
+            "-master.volumeSizeLimitMB=64", "-master.telemetry=false", "-volume.max=0",
             f"-master.port={p['master']}", f"-master.port.grpc={p['mgrpc']}",
             f"-volume.port={p['vol']}", f"-volume.port.grpc={p['vgrpc']}",
             f"-filer.port={p['filer']}", f"-filer.port.grpc={p['fgrpc']}",
