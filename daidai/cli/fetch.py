@@ -80,10 +80,10 @@ def fetch(
                 jobs=jobs,
                 on_progress=progress,
             )
-    _summarize(report, verbose=verbose, checking=locked or frozen)
+    _summarize(report, verbose=verbose, checking=locked, frozen=frozen)
 
 
-def _summarize(report: FetchReport, *, verbose: bool, checking: bool) -> None:
+def _summarize(report: FetchReport, *, verbose: bool, checking: bool, frozen: bool) -> None:
     if verbose:
         for result in report.results:
             how = "downloaded" if result.downloaded else "cached    "
@@ -94,7 +94,9 @@ def _summarize(report: FetchReport, *, verbose: bool, checking: bool) -> None:
         f"{report.downloaded} downloaded, {count - report.downloaded} already cached"
     )
     name = report.lockfile.name
-    if checking:
+    if frozen:
+        say(f"exactly the files {name} pins (not rewritten)")
+    elif checking:
         say(f"{name} is up to date" if not report.unused else f"{name} matches the code")
     elif report.lock_written:
         parts = [f"{len(report.added)} added", f"{len(report.changed)} changed"]
