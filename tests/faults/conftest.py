@@ -63,6 +63,16 @@ def run_cli(
     )
 
 
+def run_cli_many(
+    commands: list[tuple[str, ...]], *, cwd: Path, env: Mapping[str, str] | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run several `daidai` commands at once (read-only ones: they must not interfere)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: run_cli(*args, cwd=cwd, env=env), commands))
+
+
 def _run(*command: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
