@@ -353,7 +353,11 @@ def _update_lock(
     old = dict(lock.entries)
     new = {uri: e for uri, e in old.items() if mirror is None or uri in mirror}
     for result in results:
-        new[result.uri] = result.lock_entry()
+        previous = old.get(result.uri)
+        # A cache hit knows less about the source (no fresh ETag) than the lockfile does.
+        if previous is None or previous.checksum != result.checksum or result.downloaded:
+            previous = result.lock_entry()
+        new[result.uri] = previous
     written = write_lockfile(settings.lockfile, new.values())
     return FetchReport(
         results=tuple(results),
