@@ -28,7 +28,9 @@ __all__ = [
     "Origin",
     "SourceInfo",
     "cache_errors",
+    "is_http",
     "list_directory",
+    "open_http",
     "open_source",
     "protocol_of",
     "source_errors",
@@ -144,6 +146,30 @@ def open_source(fs: Any, path: str, size: int | None, chunk_size: int) -> IO[byt
     # Object stores: no read-ahead cache, so each read is one ranged GET of exactly the
     # chunk and memory stays at one chunk (s3fs defaults to 50 MiB blocks).
     return fs.open(path, "rb", block_size=chunk_size, cache_type="none")  # type: ignore[no-any-return]
+
+
+def is_http(fs: Any) -> bool:
+    """Whether `fs` is fsspec's HTTP filesystem."""
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & {"http", "https"})
+
+
+def open_http(fs: Any, path: str) -> tuple[IO[bytes], SourceInfo]:
+    """Open an HTTP source with one GET; size and ETag come from that response's headers.
+
+    Asking with HEAD first (`stat_source`) costs one more round trip per file: 50 files of
+    1 MiB behind 20 ms of latency spent ~40% of `fetch_many`'s time waiting for HEADs.
+    fsspec's HTTP `info` always says "file", so nothing is lost by skipping it.
+    """
+    # Any size stops fsspec from sending its own HEAD; block_size=0 gives a plain stream.
+    stream = fs.open(path, "rb", block_size=0, size=1)
+    headers = getattr(getattr(stream, "r", None), "headers", None) or {}
+    length = headers.get("Content-Length")
+    # A content-encoded body is decoded on the way: its Content-Length is not the size.
+    encoded = bool(headers.get("Content-Encoding"))
+    size = int(length) if length and length.isdigit() and not encoded else None
+    etag = headers.get("ETag")
+    return stream, SourceInfo(path, "file", size, str(etag) if etag else None, None)
 
 
 def list_directory(fs: Any, path: str) -> list[tuple[str, str, int]]:

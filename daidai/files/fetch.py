@@ -30,7 +30,9 @@ from daidai.files._source import (
     Origin,
     cache_errors,
     filesystem,
+    is_http,
     list_directory,
+    open_http,
     protocol_of,
     source_errors,
     stat_source,
@@ -401,15 +403,19 @@ def _transfer(
 ) -> tuple[Content, str]:
     name = layout.source_name(request.uri)
     progress = _bind_progress(request.uri, on_progress)
+    src = None
     with source_errors(origin):
         fs, path = filesystem(request.uri, options)
-        info = stat_source(fs, path)
+        if is_http(fs):
+            src, info = open_http(fs, path)
+        else:
+            info = stat_source(fs, path)
     if info.kind == "directory":
         with source_errors(origin):
             files = list_directory(fs, path)
         content = copy_directory(fs, files, staging / name, origin, progress)
     else:
-        content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE)
+        content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
     if request.checksum and content.checksum != request.checksum:
         raise ChecksumMismatchError(
             uri=request.uri,
