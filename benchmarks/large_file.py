@@ -1,8 +1,10 @@
 """One large file (512 MiB) from nginx on loopback: wall time and peak RSS.
 
-- `daidai fetch` into an empty cache (streamed, hashed, renamed into place; the checksum is
-  compared with one computed independently) against `curl -o`, each a fresh process whose
-  peak RSS GNU time reports.
+- Into an empty cache (streamed, hashed, renamed into place; the checksum is compared with
+  one computed independently) against `curl -o`, twice: the library's `fetch` timed inside a
+  fresh process once its imports are done (the transfer itself), and the whole `daidai
+  fetch` command (what a Docker build step pays, start-up and imports included). Peak RSS
+  is the whole process's, reported by GNU time.
 - Predictors reading the file as `in_memory_stream` (`Generator[bytes]`) and `no_cache`
   (`BinaryIO`, read in 1 MiB chunks): peak RSS must stay flat, far below the file's size.
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -86,6 +89,19 @@ def no_cache(data: Annotated[bytes, URL, {{"cache_strategy": "no_cache"}}]) -> i
 """
 
 
+_FETCH = """
+import json, time
+from daidai._settings import load_settings
+from daidai.files.fetch import FetchRequest, fetch
+import fsspec.implementations.http  # imported before the clock starts, like a warm server
+
+began = time.perf_counter()
+result = fetch(FetchRequest({url!r}), settings=load_settings())
+took = time.perf_counter() - began
+print(json.dumps({{"seconds": took, "checksum": result.checksum}}))
+"""
+
+
 def scenario(ctx: Context) -> list[Row]:
     size = (64 << 20) if ctx.quick else (512 << 20)
     folder = ctx.scratch("large-file")
@@ -121,34 +137,54 @@ def _fetch_vs_curl(
     ctx: Context, folder: Path, app: Path, url: str, size: int, digest: str
 ) -> list[Row]:
     ours: list[Timed] = []
+    phases: list[float] = []
+    phase_rss: list[int] = []
     curls: list[Timed] = []
     checksum_ok = True
+    cache = folder / "cache"
+    env = ctx.env(DAIDAI_CACHE_DIR=cache)
     for index in range(ctx.repeats + 1):
-        cache = folder / "cache"
         (app / "daidai.lock").unlink(missing_ok=True)
-        env = ctx.env(DAIDAI_CACHE_DIR=cache)
         mine = run([daidai_script(), "fetch", "app_large"], env=env, cwd=app, rss=True)
         checksum_ok &= f"sha256:{digest}" in (app / "daidai.lock").read_text()
+        shutil.rmtree(cache)
+        phase = run([PYTHON, "-c", _FETCH.format(url=url)], env=env, cwd=app, rss=True)
+        found = json.loads(phase.stdout.strip().splitlines()[-1])
+        checksum_ok &= found["checksum"] == f"sha256:{digest}"
         shutil.rmtree(cache)
         target = folder / "curl.bin"
         theirs = run(["curl", "-sS", "-o", target, url], rss=True)
         target.unlink()
         if index:
             ours.append(mine)
+            phases.append(float(found["seconds"]))
+            phase_rss.append(phase.rss or 0)
             curls.append(theirs)
     wall = median([t.seconds for t in ours])
+    phase_wall = median(phases)
     curl_wall = median([t.seconds for t in curls])
     rss = max(t.rss or 0 for t in ours)
     what = format_bytes(size)
+    curl_label = f"`curl -o` {format_seconds(curl_wall)}"
+    verdict = "checksum matches" if checksum_ok else "CHECKSUM DIFFERS"
     return [
         floor_row(
             NAME,
-            f"`daidai fetch` of {what} into the cache (sha256 included)",
-            format_seconds(wall),
-            f"`curl -o` {format_seconds(curl_wall)}",
-            wall / curl_wall,
+            f"download of {what} into the cache (`fetch`, sha256 included)",
+            format_seconds(phase_wall),
+            curl_label,
+            phase_wall / curl_wall if checksum_ok else None,
             at_most=1.5,
-            note="checksum matches" if checksum_ok else "CHECKSUM DIFFERS",
+            note=f"{verdict}; timed inside a fresh process, imports excluded",
+        ),
+        floor_row(
+            NAME,
+            f"whole `daidai fetch` command, {what}",
+            format_seconds(wall),
+            curl_label,
+            wall / curl_wall if checksum_ok else None,
+            at_most=1.5,
+            note=f"{verdict}; includes start-up and imports (typer, fsspec, aiohttp)",
         ),
         floor_row(
             NAME,
@@ -159,6 +195,7 @@ def _fetch_vs_curl(
             at_most=_RSS_LIMIT,
             checked=rss if checksum_ok else None,
             floor="< 100 MiB",
+            note=f"library `fetch` alone: {format_bytes(max(phase_rss))}",
         ),
     ]
 
