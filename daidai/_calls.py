@@ -12,9 +12,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from daidai import _manager
 from daidai._component import Component
 from daidai._injection import Parameters, parameters_of
-from daidai._manager import _current, _default_manager, _open
 
 __all__ = ["make_predictor_wrapper"]
 
@@ -44,7 +44,9 @@ def _generic_wrapper(component: Component) -> Callable[..., Any]:
     fn = component.fn
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        manager = _current.get() or (_open[-1] if _open else _default_manager())
+        manager = _manager._current.get() or (
+            _manager._open[-1] if _manager._open else _manager._default_manager()
+        )
         ready = manager._ready.get(component)
         if ready is not None and len(args) <= parameters_of(component).positional_limit:
             if not kwargs:
@@ -63,9 +65,9 @@ def _generated_wrapper(
         "_daidai_fn": component.fn,
         "_daidai_component": component,
         "_daidai_unset": _UNSET,
-        "_daidai_get": _current.get,
-        "_daidai_open": _open,
-        "_daidai_default": _default_manager,
+        # The module, not its ContextVar: a wrapper from a `__main__` script is pickled by
+        # value (cloudpickle, Dask), and modules pickle by reference where ContextVars cannot.
+        "_daidai_m": _manager,
     }
     header: list[str] = []
     positional: list[str] = []  # passed positionally (positional-only parameters)
@@ -125,7 +127,9 @@ def _render(
     call_positional = ", ".join(positional) + ("," if positional else "")
     return f"""
 def wrapper({", ".join(header)}):
-    _daidai_manager = _daidai_get() or (_daidai_open[-1] if _daidai_open else _daidai_default())
+    _daidai_manager = _daidai_m._current.get() or (
+        _daidai_m._open[-1] if _daidai_m._open else _daidai_m._default_manager()
+    )
     _daidai_ready = _daidai_manager._ready.get(_daidai_component)
     if _daidai_ready is not None and {all_unset}:
         return _daidai_fn({", ".join(fast_args)}{extra})

@@ -62,9 +62,27 @@ class Component:
     def is_artifact(self) -> bool:
         return self.kind == ARTIFACT
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled only by value, with a wrapper from a `__main__` script shipped to worker
+        # processes (cloudpickle, Dask). The first copy to arrive is registered and every
+        # later one resolves to it, so tasks share one component and its artifacts.
+        return (_restore, (self.name, self.kind, self.fn, self.wrapper))
+
     def __repr__(self) -> str:
         prefix = "async " if self.is_async else ""
         return f"<{prefix}{self.kind} {self.name}>"
+
+
+def _restore(
+    name: str, kind: str, fn: Callable[..., Any], wrapper: Callable[..., Any]
+) -> Component:
+    found = registry.get(name)
+    if found is not None:
+        return found
+    component = Component(fn, kind)
+    component.wrapper = wrapper
+    registry[name] = component
+    return component
 
 
 def component_of(obj: object) -> Component | None:

@@ -8,6 +8,7 @@ inside a `with` block see it); otherwise the process-wide default manager.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import functools
 import logging
@@ -60,7 +61,6 @@ def _default_manager() -> ModelManager:
     with _open_lock:
         if not _open:
             default = ModelManager(namespace="default")
-            default._is_default = True
             _open.insert(0, default)
             atexit.register(default.close)
         return _open[-1]
@@ -118,7 +118,6 @@ class ModelManager:
         # predictor -> its injected values, when reusable: the warm call path's only lookup
         self._ready: dict[Component, dict[str, Any]] = {}
         self._tokens: list[contextvars.Token[ModelManager | None]] = []
-        self._is_default = False
         self.closed = False
         self._preload(preload)
 
@@ -162,6 +161,7 @@ class ModelManager:
         Raises:
             TeardownError: listing the teardowns that failed.
         """
+        self._leave()
         self._close(raise_errors=True)
 
     @property
@@ -215,6 +215,7 @@ class ModelManager:
 
     async def aclose(self) -> None:
         """Like `close()`, awaiting async teardowns in the running event loop."""
+        self._leave()
         await self._aclose(raise_errors=True)
 
     def __repr__(self) -> str:
@@ -393,10 +394,10 @@ class ModelManager:
 
     def _leave(self) -> None:
         if self._tokens:
-            try:
-                _current.reset(self._tokens.pop())
-            except ValueError:  # exited in another context (e.g. a different task)
-                _current.set(None)
+            token = self._tokens.pop()
+            # A token made in another context (exited from another task) cannot be reset.
+            with contextlib.suppress(ValueError):
+                _current.reset(token)
         with _open_lock:
             for index in range(len(_open) - 1, -1, -1):
                 if _open[index] is self:
@@ -440,8 +441,6 @@ class ModelManager:
     def _finish_close(self, errors: list[tuple[str, BaseException]], raise_errors: bool) -> None:
         for name, error in errors:
             logger.error("teardown of %s failed: %r", name, error, exc_info=error)
-        if self._is_default:
-            self._leave()
         if self._files is not None:
             self._files.close()
         self._instances.clear()

@@ -245,3 +245,37 @@ def test_missing_artifact_parameter_names_component_and_parameter() -> None:
     assert info.value.parameter == "model_path"
     assert "needs_path" in str(info.value)
     assert isinstance(info.value, TypeError)
+
+
+def test_components_of_a_script_ship_by_value_and_build_once_per_process(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys, cloudpickle\n"
+        "from typing import Annotated\n"
+        "from daidai import artifact, predictor\n"
+        "@artifact\n"
+        "def model() -> int:\n"
+        "    print('built', file=sys.stderr)\n"
+        "    return 10\n"
+        "@predictor\n"
+        "def predict(x: int, m: Annotated[int, model]) -> int:\n"
+        "    return x + m\n"
+        "sys.stdout.buffer.write(cloudpickle.dumps(predict))\n"
+    )
+    import subprocess
+    import sys
+
+    payload = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, check=True, cwd=tmp_path
+    ).stdout
+    # A fresh process, like a worker: each task deserializes the function anew.
+    worker = (
+        "import pickle, sys\n"
+        "payload = sys.stdin.buffer.read()\n"
+        "print([pickle.loads(payload)(i) for i in range(3)])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", worker], input=payload, capture_output=True, check=True
+    )
+    assert out.stdout.decode().strip() == "[10, 11, 12]"
+    assert out.stderr.decode().split() == ["built"]

@@ -355,3 +355,19 @@ def test_using_a_closed_manager_or_a_non_component_is_a_clear_error() -> None:
         manager.load(model)
     with pytest.raises(DaidaiError, match="not a daidai component"):
         ModelManager(preload=[print])
+
+
+def test_closing_an_entered_manager_makes_it_inactive() -> None:
+    @artifact
+    def model() -> object:
+        return object()
+
+    outer = ModelManager(namespace="outer")
+    with outer:
+        kept = model()
+        inner = ModelManager(namespace="inner")
+        with inner:
+            assert model() is not kept
+            inner.close()
+            assert model() is kept  # the outer manager is active again
+        assert model() is kept
