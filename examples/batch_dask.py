@@ -68,9 +68,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    # Workers import components by module name, and `__main__` is not theirs: run the copy of
-    # this file imported as `batch_dask` (its folder is on sys.path), whose components they
-    # can import too.
-    import batch_dask
-
-    batch_dask.main(sys.argv[1:])
+    main(sys.argv[1:])
