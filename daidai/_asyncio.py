@@ -54,17 +54,9 @@ async def acall(
 async def _abuild_once(
     manager: ModelManager, component: Component, config: dict[str, Any], key: Hashable
 ) -> None:
-    from daidai._manager import _Slot
-
     node = (component, key)
-    while node not in manager._instances:
-        with manager._lock:
-            if node in manager._instances:
-                return
-            slot = manager._slots.get(node)
-            owner = slot is None
-            if slot is None:
-                slot = manager._slots[node] = _Slot()
+    while (claim := manager._claim(node)) is not None:
+        slot, owner = claim
         if owner:
             await _abuild_as_owner(manager, node, config, slot)
             return

@@ -261,14 +261,8 @@ class ModelManager:
 
     def _build_once(self, component: Component, config: dict[str, Any], key: Hashable) -> None:
         node = (component, key)
-        while node not in self._instances:
-            with self._lock:
-                if node in self._instances:
-                    return
-                slot = self._slots.get(node)
-                owner = slot is None
-                if slot is None:
-                    slot = self._slots[node] = _Slot()
+        while (claim := self._claim(node)) is not None:
+            slot, owner = claim
             if owner:
                 self._build_as_owner(node, config, slot)
                 return
@@ -277,7 +271,18 @@ class ModelManager:
             try:
                 slot.future.result()
             except BaseException:
-                continue
+                continue  # the build failed; try again (as owner if nobody else is)
+
+    def _claim(self, node: tuple[Component, Hashable]) -> tuple[_Slot, bool] | None:
+        """None if `node` is built; else its slot, and whether the caller must build it."""
+        with self._lock:
+            if node in self._instances:
+                return None
+            slot = self._slots.get(node)
+            if slot is not None:
+                return slot, False
+            slot = self._slots[node] = _Slot()
+            return slot, True
 
     def _build_as_owner(
         self, node: tuple[Component, Hashable], config: dict[str, Any], slot: _Slot
