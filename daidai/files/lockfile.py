@@ -9,6 +9,7 @@ temporary file and `os.replace`, so a killed writer leaves the old file or the n
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import sys
 import uuid
@@ -201,10 +202,11 @@ def write_lockfile(path: str | os.PathLike[str], entries: Iterable[LockEntry]) -
     """
     target = Path(path)
     data = dumps(entries).encode("utf-8")
+    _remove_dead_writers_temps(target)
     with contextlib.suppress(OSError):
         if target.read_bytes() == data:
             return False  # untouched: same bytes and same mtime for build caches
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -220,4 +222,27 @@ def write_lockfile(path: str | os.PathLike[str], entries: Iterable[LockEntry]) -
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+    return True
+
+
+def _remove_dead_writers_temps(target: Path) -> None:
+    """Remove temporary files left next to the lockfile by writers that were killed.
+
+    Each name carries its writer's pid; a live writer's file is left alone.
+    """
+    with contextlib.suppress(OSError):
+        for tmp in target.parent.glob(f".{glob.escape(target.name)}.*-*.tmp"):
+            pid = tmp.name[len(target.name) + 2 :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
     return True
