@@ -284,13 +284,30 @@ def _leftover_partials(
 ) -> tuple[tuple[layout.Partial, ...], tuple[str, ...]]:
     leftovers, live = [], 0
     for entry in report.entries:
+        idle = bool(entry.partials) and _no_download_running(entry.path)
         for partial in entry.partials:
-            if _newest_mtime(partial.path) > now - PARTIAL_GRACE_SECONDS:
+            if not idle and _newest_mtime(partial.path) > now - PARTIAL_GRACE_SECONDS:
                 live += 1
             else:
                 leftovers.append(partial)
     note = (f"{live} download(s) in progress or just finished left alone",) if live else ()
     return tuple(leftovers), note
+
+
+def _no_download_running(entry: Path) -> bool:
+    """Whether the entry's lock is free: every download holds it while its staging folder
+    exists, so a free lock means the staging folders are leftovers of killed runs. Where
+    locks lie (NFS, Lustre) this can delete a live download's folder: that download then
+    fails with an error; no wrong byte is ever served."""
+    import filelock
+
+    lock = filelock.FileLock(str(entry / layout.LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except (filelock.Timeout, OSError):
+        return False
+    lock.release()
+    return True
 
 
 def _newest_mtime(path: Path) -> float:

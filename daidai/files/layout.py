@@ -443,7 +443,11 @@ def _remove_tree(path: Path) -> None:
         return
     except OSError:
         doomed = path
-    shutil.rmtree(doomed, ignore_errors=True)
+    if doomed.is_dir() and not doomed.is_symlink():
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:  # a temporary file (a ref.json being written when its writer was killed)
+        with contextlib.suppress(OSError):
+            doomed.unlink()
 
 
 def now() -> float:
