@@ -320,13 +320,17 @@ TARGETS = st.sampled_from(
 def check_run(
     argv: list[str], capsys: pytest.CaptureFixture[str], seen: list[BaseException]
 ) -> None:
-    from daidai.cli import _run_app
+    from daidai.cli import _errors, _run_app
 
+    _errors.state.verbose = False  # module state: a fresh process starts without -v
+    seen.clear()
     code = _run_app(["run", *argv])
     _, err = capsys.readouterr()
     assert code in (0, 1, 2, 3), (argv, code, err)
     if code:
-        assert err.strip() and len(err.strip().splitlines()) == 1, (argv, err)
+        lines = err.strip().splitlines()
+        assert lines and lines[-1].startswith("error: "), (argv, err)
+        assert len(lines) == 1 or "-v" in argv, (argv, err)  # a traceback only with -v
     for exc in seen:
         assert _expected_error(exc), (argv, repr(exc))
     seen.clear()
