@@ -217,14 +217,15 @@ def time_process(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     before: Callable[[], Any] | None = None,
+    warmup: bool = True,
 ) -> list[float]:
     """Wall seconds of `repeats` runs of `command` (after one untimed warm-up run)."""
     times = []
-    for index in range(repeats + 1):
+    for index in range(repeats + 1 if warmup else repeats):
         if before is not None:
             before()
         took = run(command, env=env, cwd=cwd).seconds
-        if index:
+        if index or not warmup:
             times.append(took)
     return times
 
