@@ -12,12 +12,13 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "PYTHON",
     "REPO_ROOT",
     "Context",
     "Row",
@@ -28,10 +29,12 @@ __all__ = [
     "format_bytes",
     "format_seconds",
     "info_row",
+    "last_line",
     "median",
     "run",
     "run_python",
     "time_process",
+    "write_random",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -258,18 +261,6 @@ def format_bytes(size: float) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}".replace(".0 ", " ")
     return f"{size:.0f} B"
-
-
-@contextlib.contextmanager
-def removed_after(path: Path) -> Iterator[Path]:
-    """Yield `path`, removing it (file or folder) afterwards."""
-    try:
-        yield path
-    finally:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
 
 
 def write_random(path: Path, size: int, *, chunk: int = 8 << 20) -> None:
