@@ -114,10 +114,15 @@ def _render(
     var_keyword: str | None,
 ) -> str:
     injected = [n for n in keywords + positional if n in params.injected]
-    all_unset = " and ".join(f"{n} is _daidai_unset" for n in injected) or "True"
+    # Warm path: every dependency is ready; an argument passed explicitly replaces its own.
     fast_args = [
         *positional,
-        *(f"{n}=_daidai_ready[{n!r}]" if n in params.injected else f"{n}={n}" for n in keywords),
+        *(
+            f"{n}=_daidai_ready[{n!r}] if {n} is _daidai_unset else {n}"
+            if n in params.injected
+            else f"{n}={n}"
+            for n in keywords
+        ),
     ]
     extra = f", **{var_keyword}" if var_keyword else ""
     explicit = ", ".join(f"{n!r}: {n}" for n in keywords if n not in params.injected)
@@ -131,7 +136,7 @@ def wrapper({", ".join(header)}):
         _daidai_m._open[-1] if _daidai_m._open else _daidai_m._default_manager()
     )
     _daidai_ready = _daidai_manager._ready.get(_daidai_component)
-    if _daidai_ready is not None and {all_unset}:
+    if _daidai_ready is not None:
         return _daidai_fn({", ".join(fast_args)}{extra})
     _daidai_kwargs = {{{explicit}}}{given}
     return _daidai_manager.call(
