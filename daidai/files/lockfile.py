@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daidai.errors import LockfileError
+from daidai.files._process import is_alive
 from daidai.files.hashing import is_checksum
 
 __all__ = ["LOCKFILE_VERSION", "LockEntry", "Lockfile", "dumps", "read_lockfile", "write_lockfile"]
@@ -233,16 +234,6 @@ def _remove_dead_writers_temps(target: Path) -> None:
     with contextlib.suppress(OSError):
         for tmp in target.parent.glob(f".{glob.escape(target.name)}.*-*.tmp"):
             pid = tmp.name[len(target.name) + 2 :].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not is_alive(int(pid)):
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True

@@ -20,6 +20,7 @@ from typing import Any
 from daidai._settings import Settings
 from daidai.errors import DeclarationError, IntegrityError
 from daidai.files import _readers
+from daidai.files._process import is_alive
 from daidai.files.fetch import FetchRequest, FetchResult, download, fetch, options_for
 from daidai.files.layout import entry_key
 from daidai.files.lockfile import Lockfile, read_lockfile
@@ -216,15 +217,5 @@ def _reap_dead_temp_dirs() -> None:
     with contextlib.suppress(OSError):
         for folder in root.glob(f"{_TEMP_PREFIX}*-*"):
             pid = folder.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not is_alive(int(pid)):
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
