@@ -171,6 +171,7 @@ def verify(
     workers = max(1, min(jobs or settings.jobs, len(entries) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daidai-verify") as pool:
         found = list(pool.map(lambda e: _check(e, settings), entries))
+    found = _look_elsewhere(found, entries, settings)
     if repair:
         found = _repair(found, settings, jobs, on_progress)
     return VerifyReport(tuple(found), lock.path)
@@ -357,13 +358,14 @@ def _plan(
     return CachePlan(plan.cache_dir, plan.entries, plan.versions, plan.partials, kept, notes)
 
 
-def _check(entry: LockEntry, settings: Settings) -> VerifiedFile:
+def _check(entry: LockEntry, settings: Settings, path: Path | None = None) -> VerifiedFile:
     from daidai.files.fetch import options_for
     from daidai.files.hashing import hash_directory, hash_file
 
-    options = options_for(entry.uri, settings, None)
-    folder = layout.entry_dir(settings.cache_dir, entry.uri, options)
-    path = layout.content_path(folder, entry.checksum, entry.uri)
+    if path is None:
+        options = options_for(entry.uri, settings, None)
+        folder = layout.entry_dir(settings.cache_dir, entry.uri, options)
+        path = layout.content_path(folder, entry.checksum, entry.uri)
     if path is None:
         return VerifiedFile(entry.uri, entry.checksum, "missing")
     try:
@@ -372,6 +374,33 @@ def _check(entry: LockEntry, settings: Settings) -> VerifiedFile:
         return VerifiedFile(entry.uri, entry.checksum, "corrupt", None, path, exc.strerror)
     status = "ok" if actual == entry.checksum else "corrupt"
     return VerifiedFile(entry.uri, entry.checksum, status, actual, path)
+
+
+def _look_elsewhere(
+    found: list[VerifiedFile], entries: list[LockEntry], settings: Settings
+) -> list[VerifiedFile]:
+    """Check "missing" files again under any cache entry recorded for the same URI.
+
+    A file whose annotation gives its own storage options (another `endpoint_url`) is
+    cached under a key that daidai.toml's options alone do not give; its entry's ref.json
+    still names the URI.
+    """
+    if all(f.status != "missing" for f in found):
+        return found
+    by_uri: dict[str, list[Path]] = {}
+    for cached in layout.scan(settings.cache_dir).entries:
+        if cached.uri is not None:
+            by_uri.setdefault(cached.uri, []).append(cached.path)
+    checked = []
+    for result, entry in zip(found, entries, strict=True):
+        paths = [
+            layout.content_path(folder, entry.checksum, entry.uri)
+            for folder in by_uri.get(entry.uri, [])
+        ]
+        path = next((p for p in paths if p is not None), None)
+        missing = result.status == "missing" and path is not None
+        checked.append(_check(entry, settings, path) if missing else result)
+    return checked
 
 
 def _repair(

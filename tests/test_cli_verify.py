@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_project import Project, make_project, one_error_line
-from tests.servers import NginxServer
+from tests.servers import NginxServer, S3Server
 
 
 @pytest.fixture
@@ -68,3 +68,29 @@ def test_verify_without_a_lockfile_says_to_fetch(project: Project) -> None:
 
     assert result.code == 1, result
     assert "daidai fetch" in one_error_line(result)
+
+
+def test_verify_finds_a_file_cached_under_its_annotations_own_endpoint(
+    tmp_path: Path, s3_server: S3Server, http_server: NginxServer
+) -> None:
+    bucket = s3_server.make_bucket()
+    uri = s3_server.put(f"{bucket}/weights.bin", b"weights from a private endpoint")
+    folder = tmp_path / "own-endpoint"
+    folder.mkdir()
+    (folder / "daidai.toml").write_text('modules = ["models"]\n')
+    (folder / "models.py").write_text(
+        "from pathlib import Path\n"
+        "from typing import Annotated\n"
+        "from daidai import artifact\n"
+        f"OPTIONS = {s3_server.storage_options!r}\n"
+        "@artifact\n"
+        f"def weights(p: Annotated[Path, {uri!r}, {{'storage_options': OPTIONS}}]) -> bytes:\n"
+        "    return p.read_bytes()\n"
+    )
+    project = Project(folder, http_server)
+    assert project.run("fetch").code == 0
+
+    result = project.run("verify")
+
+    assert result.code == 0, result
+    assert "1 locked file intact" in result.stdout
