@@ -112,7 +112,8 @@ def pump(
     hasher = new_hasher()
     with cache_errors(origin, needed=total):
         out = open(dest, "xb")  # noqa: SIM115 - exclusive: a name collision is a bug
-    with out:
+    # Closing flushes what is still buffered, so a full disk can surface there too.
+    with cache_errors(origin, needed=total), out:
         if total is not None and total <= chunk_size:
             size = _copy_inline(src, out, hasher, origin, total, progress, chunk_size)
         else:

@@ -156,3 +156,21 @@ def test_many_downloads_on_a_randomly_filled_disk_load_exactly_or_fail_cleanly(
     outcome = check_trials(disk_cache, http_file, sizes, seed)
     print(f"full-disk trials: {outcome}")
     assert outcome["ok"] and outcome["full"], outcome
+
+
+@pytest.mark.parametrize("extra", [0, 1, 4095, 123_457])
+def test_a_disk_filling_up_mid_chunk_is_a_cache_error_never_a_bare_oserror(
+    small_disk: Callable[[int], Path], extra: int
+) -> None:
+    # Whatever the last write leaves buffered is flushed when the file closes: the disk
+    # filling up there must come out as the same `CacheError`.
+    from io import BytesIO
+
+    from daidai.files._source import Origin
+    from daidai.files._transfer import pump
+
+    folder = small_disk(1 * MiB)
+    size = 1 * MiB + 4096 + extra  # more than the disk holds
+    origin = Origin("http://h/weights.bin", "app.load", "weights", {})
+    with pytest.raises(CacheError, match=f"{size} bytes are needed"):
+        pump(BytesIO(os.urandom(size)), folder / "weights.bin", origin, size, lambda d, t: None)
