@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -166,22 +167,66 @@ def is_http(fs: Any) -> bool:
     return bool(protocols & {"http", "https"})
 
 
-def open_http(fs: Any, path: str) -> tuple[IO[bytes], SourceInfo]:
+def open_http(fs: Any, path: str, whole_below: int) -> tuple[IO[bytes], SourceInfo]:
     """Open an HTTP source with one GET; size and ETag come from that response's headers.
+
+    A body of at most `whole_below` bytes is read in the same hand-off to fsspec's event
+    loop and returned in memory: every hand-off costs a thread switch fighting for the GIL,
+    and fsspec's own stream took four per file (GET, read, empty read, close).
 
     Asking with HEAD first (`stat_source`) costs one more round trip per file: 50 files of
     1 MiB behind 20 ms of latency spent ~40% of `fetch_many`'s time waiting for HEADs.
     fsspec's HTTP `info` always says "file", so nothing is lost by skipping it.
     """
-    # Any size stops fsspec from sending its own HEAD; block_size=0 gives a plain stream.
-    stream = fs.open(path, "rb", block_size=0, size=1)
-    headers = getattr(getattr(stream, "r", None), "headers", None) or {}
+    from fsspec.asyn import sync
+
+    async def get() -> tuple[IO[bytes], SourceInfo]:
+        session = await fs.set_session()
+        response = await session.get(fs.encode_url(path), **fs.kwargs).__aenter__()
+        try:
+            fs._raise_not_found_for_status(response, path)
+            info = _http_info(response.headers, path)
+            if info.size is None or info.size > whole_below:
+                return _HttpStream(fs.loop, response), info
+            body = await response.read()
+        except BaseException:
+            response.close()
+            raise
+        response.release()
+        return io.BytesIO(body), info
+
+    return sync(fs.loop, get)  # type: ignore[no-any-return]
+
+
+def _http_info(headers: Mapping[str, str], path: str) -> SourceInfo:
     length = headers.get("Content-Length")
     # A content-encoded body is decoded on the way: its Content-Length is not the size.
     encoded = bool(headers.get("Content-Encoding"))
     size = int(length) if length and length.isdigit() and not encoded else None
     etag = headers.get("ETag")
-    return stream, SourceInfo(path, "file", size, str(etag) if etag else None, None)
+    return SourceInfo(path, "file", size, str(etag) if etag else None, None)
+
+
+class _HttpStream(io.RawIOBase):
+    """An open aiohttp response read from another thread, one hand-off per read."""
+
+    def __init__(self, loop: Any, response: Any) -> None:
+        super().__init__()
+        self._loop = loop
+        self._response = response
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        from fsspec.asyn import sync
+
+        return sync(self._loop, self._response.content.read, size)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if not self.closed:
+            self._loop.call_soon_threadsafe(self._response.close)
+        super().close()
 
 
 def list_directory(fs: Any, path: str) -> list[tuple[str, str, int]]:

@@ -370,8 +370,9 @@ def _download_into(
             modified = _shape(target / name)[2]
             layout.write_ref(entry, _ref(request.uri, content, options, modified))
         return _result(request.uri, content, target / name, downloaded=True)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _rename_dir(staging: Path, target: Path, content: Content, name: str) -> None:
@@ -384,6 +385,7 @@ def _rename_dir(staging: Path, target: Path, content: Content, name: str) -> Non
         # with a temporary download) placed a complete copy. But a copy damaged since
         # (truncated, overwritten) must not win over the bytes just verified.
         if _digest(target / name) == content.checksum:
+            shutil.rmtree(staging, ignore_errors=True)
             return
         logger.warning("replacing a damaged cached copy at %s", target)
         layout.delete_version(layout.Version(content.checksum, target, 0, False))
@@ -391,7 +393,8 @@ def _rename_dir(staging: Path, target: Path, content: Content, name: str) -> Non
             os.rename(staging, target)
         except OSError as again:
             if again.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise  # else a fresh, verified copy landed in between
+                raise
+            shutil.rmtree(staging, ignore_errors=True)  # a fresh, verified copy landed in between
 
 
 def _transfer(
@@ -407,7 +410,7 @@ def _transfer(
     with source_errors(origin):
         fs, path = filesystem(request.uri, options)
         if is_http(fs):
-            src, info = open_http(fs, path)
+            src, info = open_http(fs, path, whole_below=CHUNK_SIZE)
         else:
             info = stat_source(fs, path)
     if info.kind == "directory":

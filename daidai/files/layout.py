@@ -333,9 +333,10 @@ def write_ref(entry: Path, ref: Ref) -> None:
     try:
         tmp.write_text(json.dumps(asdict(ref), indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, entry / REF_FILE)
-    finally:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        raise
 
 
 def mark_used(entry: Path) -> None:
