@@ -114,3 +114,14 @@ def test_secrets_never_appear_in_messages() -> None:
 )
 def test_the_protocol_is_read_from_the_uri(uri: str, protocol: str) -> None:
     assert protocol_of(uri) == protocol
+
+
+def test_a_received_http_body_reads_back_in_pieces_of_the_asked_size() -> None:
+    from daidai.files._source import _Chunks
+
+    body = _Chunks([b"abcdef", b"gh", b"ijklm"])
+    pieces = []
+    while piece := body.read(4):
+        pieces.append(piece)
+    assert pieces == [b"abcd", b"ef", b"gh", b"ijkl", b"m"]
+    assert _Chunks([b"ab", b"cd"]).read() == b"abcd"

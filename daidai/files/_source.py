@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 from daidai.errors import (
     CacheError,
@@ -171,8 +171,10 @@ def open_http(fs: Any, path: str, whole_below: int) -> tuple[IO[bytes], SourceIn
     """Open an HTTP source with one GET; size and ETag come from that response's headers.
 
     A body of at most `whole_below` bytes is read in the same hand-off to fsspec's event
-    loop and returned in memory: every hand-off costs a thread switch fighting for the GIL,
-    and fsspec's own stream took four per file (GET, read, empty read, close).
+    loop and kept as the chunks the socket gave: every hand-off costs a thread switch
+    fighting for the GIL (fsspec's own stream took four per file: GET, read, empty read,
+    close), and joining the chunks into one buffer cost more than the download itself on
+    a VM where fresh memory faults in slowly (1 MiB from loopback: 3 ms joined, 1 ms not).
 
     Asking with HEAD first (`stat_source`) costs one more round trip per file: 50 files of
     1 MiB behind 20 ms of latency spent ~40% of `fetch_many`'s time waiting for HEADs.
@@ -187,13 +189,15 @@ def open_http(fs: Any, path: str, whole_below: int) -> tuple[IO[bytes], SourceIn
             fs._raise_not_found_for_status(response, path)
             info = _http_info(response.headers, path)
             if info.size is None or info.size > whole_below:
-                return _HttpStream(fs.loop, response), info
-            body = await response.read()
+                return cast(IO[bytes], _HttpStream(fs.loop, response)), info
+            chunks = []
+            while chunk := await response.content.readany():
+                chunks.append(chunk)
         except BaseException:
             response.close()
             raise
         response.release()
-        return io.BytesIO(body), info
+        return cast(IO[bytes], _Chunks(chunks)), info
 
     return sync(fs.loop, get)  # type: ignore[no-any-return]
 
@@ -227,6 +231,33 @@ class _HttpStream(io.RawIOBase):
         if not self.closed:
             self._loop.call_soon_threadsafe(self._response.close)
         super().close()
+
+
+class _Chunks(io.RawIOBase):
+    """A body already received, read back chunk by chunk without joining it."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks[::-1]
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return self.readall()
+        if not self._chunks or size == 0:
+            return b""
+        chunk = self._chunks.pop()
+        if len(chunk) > size:
+            chunk, rest = chunk[:size], chunk[size:]
+            self._chunks.append(rest)
+        return chunk
+
+    def readall(self) -> bytes:
+        data = b"".join(reversed(self._chunks))
+        self._chunks.clear()
+        return data
 
 
 def list_directory(fs: Any, path: str) -> list[tuple[str, str, int]]:

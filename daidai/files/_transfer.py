@@ -135,16 +135,13 @@ def _copy_inline(
     progress: Progress,
     chunk_size: int,
 ) -> int:
-    # Small files: a second thread would cost more than it saves. The first read asks for
-    # everything (at most `chunk_size`, the caller checked): each read of an fsspec HTTP
-    # stream is a round trip to fsspec's event-loop thread and returns only what has
-    # arrived, ~3 reads per MiB otherwise.
+    # Small files: a second thread would cost more than it saves. The first read gets
+    # everything from a file store (at most `chunk_size`, the caller checked: one ranged
+    # GET), and the socket's own chunks from an HTTP body already received.
     size = 0
-    first = True
     while True:
         with source_errors(origin):
-            chunk = src.read() if first else src.read(chunk_size)
-        first = False
+            chunk = src.read(chunk_size)
         if not chunk:
             return size
         hasher.update(chunk)
