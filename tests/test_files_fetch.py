@@ -301,3 +301,70 @@ def test_eight_processes_loading_one_file_download_it_once(
     assert {o[1] for o in outputs} == {digest}
     gets = [p for m, p in http_server.requests() if m == "GET"]
     assert len(gets) == 1
+
+
+_HOLD_FILELOCK = """
+import sys, filelock
+lock = filelock.FileLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+sys.stdin.readline()
+lock.release()
+"""
+
+
+def test_a_download_waits_for_another_process_holding_the_entry_lock_with_filelock(
+    tmp_path: Path,
+) -> None:
+    # The uncontended lock is a bare `flock`; a holder using filelock (an older daidai, or
+    # `cache prune` probing) must still exclude it, and the download must go on once free.
+    import threading
+
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"w" * 1000)
+    settings = settings_(cache_dir=tmp_path / "cache")
+    request = FetchRequest(source.as_uri())
+    entry = layout.entry_dir(settings.cache_dir, request.uri, {})
+    entry.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_FILELOCK, str(entry / layout.LOCK_FILE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        results: list[object] = []
+        worker = threading.Thread(target=lambda: results.append(fetch(request, settings=settings)))
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive() and not results  # blocked behind the other process
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("go\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        assert holder.stdout is not None
+        holder.stdout.close()
+    worker.join(timeout=10)
+    assert [r.path.read_bytes() for r in results] == [b"w" * 1000]  # type: ignore[attr-defined]
+
+
+def test_a_held_download_lock_is_seen_as_busy_by_filelock_in_another_process(
+    tmp_path: Path,
+) -> None:
+    from daidai.files._source import Origin
+    from daidai.files.fetch import _entry_lock
+
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    probe = (
+        "import sys, filelock\n"
+        "try:\n    filelock.FileLock(sys.argv[1]).acquire(timeout=0)\n"
+        "except filelock.Timeout:\n    print('busy')\nelse:\n    print('free')\n"
+    )
+    command = [sys.executable, "-c", probe, str(entry / layout.LOCK_FILE)]
+    with _entry_lock(entry, Origin("file:///x", None, None, {})):
+        inside = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    after = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert (inside, after) == ("busy\n", "free\n")

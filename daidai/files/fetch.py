@@ -337,6 +337,21 @@ def _require_online(request: FetchRequest, settings: Settings, origin: Origin) -
 
 @contextlib.contextmanager
 def _entry_lock(entry: Path, origin: Origin) -> Iterator[None]:
+    """Hold the entry's download lock.
+
+    A free lock is taken with one `open` and one `flock` (filelock spends ~1 ms on the
+    same, a third of a 1 MiB download from loopback); when another process holds it, or
+    the platform has no `flock`, filelock waits (on the same `flock` of the same file) or
+    falls back to its own mechanism.
+    """
+    with cache_errors(origin):
+        fd = _try_flock(entry / layout.LOCK_FILE)
+    if fd is not None:
+        try:
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+        return
     import filelock
 
     lock = filelock.FileLock(str(entry / layout.LOCK_FILE))
@@ -351,6 +366,22 @@ def _entry_lock(entry: Path, origin: Origin) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _try_flock(path: Path) -> int | None:
+    """A descriptor of `path` holding its `flock`, or None when that lock is taken or
+    `flock` is unavailable (no `fcntl`, or a filesystem without it)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _download_into(
