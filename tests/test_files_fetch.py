@@ -368,3 +368,43 @@ def test_a_held_download_lock_is_seen_as_busy_by_filelock_in_another_process(
         inside = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     after = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     assert (inside, after) == ("busy\n", "free\n")
+
+
+def test_an_s3_object_is_one_get_and_records_the_identity_s3fs_reports(
+    s3_server: S3Server,
+) -> None:
+    # `fetch --locked` compares what s3fs's `info` says with what the download recorded,
+    # so the one-GET path must record the very same ETag and version id.
+    from fsspec.asyn import sync
+
+    bucket = s3_server.make_bucket(versioned=True)
+    small = s3_server.put(f"{bucket}/small.bin", b"s" * 1000)
+    big_data = os.urandom(9 * 1024 * 1024 + 7)  # more than one chunk: streamed
+    big = s3_server.put(f"{bucket}/big.bin", big_data)
+    options = s3_server.storage_options
+    fs = fsspec.filesystem("s3", **options)
+    sync(fs.loop, fs.set_session)
+    sent: list[str] = []
+    fs.s3.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
+
+    for uri, data in ((small, b"s" * 1000), (big, big_data)):
+        sent.clear()
+        result = fetch(FetchRequest(uri, options), settings=load_settings())
+        assert sent == ["GET"]
+        assert result.path.read_bytes() == data and result.checksum == sha(data)
+        info = fs.info(uri)
+        assert (result.etag, result.version_id) == (info["ETag"], info["VersionId"])
+        assert result.version_id  # the bucket is versioned
+
+
+def test_a_missing_s3_key_is_source_not_found_and_a_prefix_is_a_folder(
+    s3_server: S3Server,
+) -> None:
+    bucket = s3_server.make_bucket()
+    s3_server.put(f"{bucket}/tok/vocab.txt", b"v")
+    options = s3_server.storage_options
+    with pytest.raises(SourceNotFoundError) as caught:
+        fetch(FetchRequest(f"s3://{bucket}/nope.bin", options), settings=load_settings())
+    assert caught.value.uri == f"s3://{bucket}/nope.bin"
+    folder = fetch(FetchRequest(f"s3://{bucket}/tok", options), settings=load_settings())
+    assert folder.kind == "directory" and (folder.path / "vocab.txt").read_bytes() == b"v"

@@ -30,9 +30,8 @@ from daidai.files._source import (
     Origin,
     cache_errors,
     filesystem,
-    is_http,
     list_directory,
-    open_http,
+    open_whole,
     protocol_of,
     source_errors,
     stat_source,
@@ -440,8 +439,9 @@ def _transfer(
     src = None
     with source_errors(origin):
         fs, path = filesystem(request.uri, options)
-        if is_http(fs):
-            src, info = open_http(fs, path, whole_below=CHUNK_SIZE)
+        opened = open_whole(fs, path, whole_below=CHUNK_SIZE)
+        if opened is not None:
+            src, info = opened
         else:
             info = stat_source(fs, path)
     if info.kind == "directory":
