@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import fsspec
@@ -318,8 +321,6 @@ def test_a_download_waits_for_another_process_holding_the_entry_lock_with_filelo
 ) -> None:
     # The uncontended lock is a bare `flock`; a holder using filelock (an older daidai, or
     # `cache prune` probing) must still exclude it, and the download must go on once free.
-    import threading
-
     source = tmp_path / "weights.bin"
     source.write_bytes(b"w" * 1000)
     settings = settings_(cache_dir=tmp_path / "cache")
@@ -408,3 +409,46 @@ def test_a_missing_s3_key_is_source_not_found_and_a_prefix_is_a_folder(
     assert caught.value.uri == f"s3://{bucket}/nope.bin"
     folder = fetch(FetchRequest(f"s3://{bucket}/tok", options), settings=load_settings())
     assert folder.kind == "directory" and (folder.path / "vocab.txt").read_bytes() == b"v"
+
+
+class _SlowCountingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `b"x" * 100` for any path after 0.2 s, counting requests in flight."""
+
+    lock = threading.Lock()
+    active = 0
+    most = 0
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.active += 1
+            cls.most = max(cls.most, cls.active)
+        try:
+            time.sleep(0.2)
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 100)
+        finally:
+            with cls.lock:
+                cls.active -= 1
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_fetch_many_never_has_more_downloads_in_flight_than_jobs(jobs: int) -> None:
+    handler = type("Handler", (_SlowCountingHandler,), {"active": 0, "most": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        requests = [FetchRequest(f"{base}/f{i}.bin") for i in range(4 * jobs + 1)]
+        results = fetch_many(requests, settings=load_settings(), jobs=jobs)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.size for r in results] == [100] * len(requests)
+    assert handler.most == jobs

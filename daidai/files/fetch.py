@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,9 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 """Called as `(uri, bytes done, total bytes or None)`, from worker threads."""
 
 _LOCK_WAIT_LOG_SECONDS = 10.0
+# More threads than transfers: a file received whole is hashed, written and recorded by
+# its thread while the next download already uses the transfer slot it freed.
+_THREADS_PER_TRANSFER = 2
 # For records without `mtime`: how far a filesystem's clock may run ahead of ours (an
 # NFS server's) before content modified after its record was written is hashed again.
 _CLOCK_SLACK_SECONDS = 2.0
@@ -141,9 +145,16 @@ def cached(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
 
 
 def fetch(
-    request: FetchRequest, *, settings: Settings, on_progress: ProgressCallback | None = None
+    request: FetchRequest,
+    *,
+    settings: Settings,
+    on_progress: ProgressCallback | None = None,
+    transfers: threading.Semaphore | None = None,
 ) -> FetchResult:
     """Return the cached content for `request`, downloading it first on a miss.
+
+    `transfers`, when given, is held while bytes come from the source (`fetch_many` shares
+    one to bound the downloads in flight).
 
     Raises:
         OfflineError: not cached and offline mode is on.
@@ -165,7 +176,7 @@ def fetch(
         # Another process may have finished the same download while we waited.
         if not request.force and (hit := _lookup(entry, request)) is not None:
             return hit
-        return _download_into(entry, request, options, origin, on_progress)
+        return _download_into(entry, request, options, origin, on_progress, transfers)
 
 
 def download(
@@ -186,7 +197,7 @@ def download(
     with cache_errors(origin):
         staging = layout.new_staging_dir(folder)
     try:
-        content, name = _transfer(request, options, origin, staging, on_progress)
+        content, name = _transfer(request, options, origin, staging, on_progress, None)
         target = folder / layout.version_dir(folder, content.checksum).name
         with cache_errors(origin):
             _rename_dir(staging, target, content, name)
@@ -209,7 +220,7 @@ def fetch_many(
     Args:
         requests: the files; duplicates are fetched once.
         settings: the settings in force (cache folder, storage options, offline).
-        jobs: parallel downloads; default `settings.jobs`.
+        jobs: downloads in flight at once; default `settings.jobs`.
         on_progress: called as `(uri, done, total)` from worker threads.
         refresh: download every file again (`daidai fetch --refresh`).
         return_exceptions: put each `DaidaiError` in the result list instead of raising.
@@ -222,11 +233,13 @@ def fetch_many(
     """
     wanted = [replace(r, force=r.force or refresh) for r in requests]
     unique = {_dedupe_key(r, settings): r for r in wanted}
-    workers = max(1, min(jobs or settings.jobs, len(unique) or 1))
+    in_flight = max(1, jobs or settings.jobs)
+    transfers = threading.BoundedSemaphore(in_flight)
+    workers = max(1, min(_THREADS_PER_TRANSFER * in_flight, len(unique)))
 
     def one(request: FetchRequest) -> FetchResult | DaidaiError:
         try:
-            return fetch(request, settings=settings, on_progress=on_progress)
+            return fetch(request, settings=settings, on_progress=on_progress, transfers=transfers)
         except DaidaiError as exc:
             return exc
 
@@ -389,11 +402,12 @@ def _download_into(
     options: Mapping[str, Any],
     origin: Origin,
     on_progress: ProgressCallback | None,
+    transfers: threading.Semaphore | None,
 ) -> FetchResult:
     with cache_errors(origin):
         staging = layout.new_staging_dir(entry)
     try:
-        content, name = _transfer(request, options, origin, staging, on_progress)
+        content, name = _transfer(request, options, origin, staging, on_progress, transfers)
         target = layout.version_dir(entry, content.checksum)
         with cache_errors(origin, needed=content.size):
             _rename_dir(staging, target, content, name)
@@ -433,23 +447,33 @@ def _transfer(
     origin: Origin,
     staging: Path,
     on_progress: ProgressCallback | None,
+    transfers: threading.Semaphore | None,
 ) -> tuple[Content, str]:
     name = layout.source_name(request.uri)
     progress = _bind_progress(request.uri, on_progress)
     src = None
-    with source_errors(origin):
-        fs, path = filesystem(request.uri, options)
-        opened = open_whole(fs, path, whole_below=CHUNK_SIZE)
-        if opened is not None:
-            src, info = opened
-        else:
-            info = stat_source(fs, path)
-    if info.kind == "directory":
+    with contextlib.ExitStack() as slot:
+        if transfers is not None:
+            slot.enter_context(transfers)
         with source_errors(origin):
-            files = list_directory(fs, path)
-        content = copy_directory(fs, files, staging / name, origin, progress)
-    else:
-        content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
+            fs, path = filesystem(request.uri, options)
+            opened = open_whole(fs, path, whole_below=CHUNK_SIZE)
+            if opened is not None:
+                src, info = opened
+            else:
+                info = stat_source(fs, path)
+        if opened is not None and info.size is not None and info.size <= CHUNK_SIZE:
+            # The whole body is in memory: hashing and writing it need no transfer slot,
+            # so the next download starts now (8 slots, 50 x 1 MiB at +20 ms: 240 ms ->
+            # 206 ms, against 184 ms for an 8-thread fsspec pool that neither hashes nor
+            # keeps a cache).
+            slot.close()
+        if info.kind == "directory":
+            with source_errors(origin):
+                files = list_directory(fs, path)
+            content = copy_directory(fs, files, staging / name, origin, progress)
+        else:
+            content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
     if request.checksum and content.checksum != request.checksum:
         raise ChecksumMismatchError(
             uri=request.uri,
