@@ -355,7 +355,7 @@ def test_a_held_download_lock_is_seen_as_busy_by_filelock_in_another_process(
     tmp_path: Path,
 ) -> None:
     from daidai.files._source import Origin
-    from daidai.files.fetch import _entry_lock
+    from daidai.files.fetch import _lock_entry
 
     entry = tmp_path / "entry"
     entry.mkdir()
@@ -365,8 +365,11 @@ def test_a_held_download_lock_is_seen_as_busy_by_filelock_in_another_process(
         "except filelock.Timeout:\n    print('busy')\nelse:\n    print('free')\n"
     )
     command = [sys.executable, "-c", probe, str(entry / layout.LOCK_FILE)]
-    with _entry_lock(entry, Origin("file:///x", None, None, {})):
+    release = _lock_entry(entry, Origin("file:///x", None, None, {}))
+    try:
         inside = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        release()
     after = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     assert (inside, after) == ("busy\n", "free\n")
 

@@ -30,9 +30,10 @@ __all__ = [
     "SourceInfo",
     "cache_errors",
     "list_directory",
-    "open_http",
-    "open_s3",
+    "Opened",
     "open_whole",
+    "open_whole_async",
+    "opens_whole",
     "open_source",
     "protocol_of",
     "source_errors",
@@ -162,51 +163,79 @@ def _takes_size(fs: Any) -> bool:
         return False
 
 
-def open_whole(fs: Any, path: str, whole_below: int) -> tuple[IO[bytes], SourceInfo] | None:
-    """Open a file with the one request that also tells its size and identity (HTTP, S3),
-    or None where that takes `stat_source` first (or the path is a folder)."""
+@dataclass(frozen=True)
+class Opened:
+    """A source file opened by the request that also told its size and identity.
+
+    Attributes:
+        src: the body (close it when done).
+        info: size, ETag and version id from the response.
+        received: whether the whole body is already in memory (no more network).
+    """
+
+    src: IO[bytes]
+    info: SourceInfo
+    received: bool
+
+
+def opens_whole(fs: Any) -> bool:
+    """Whether `open_whole` can open files of `fs` (HTTP, S3) rather than returning None."""
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if protocols & {"s3", "s3a"}:
+        return hasattr(fs, "_call_s3")
+    return bool(protocols & {"http", "https"})
+
+
+def open_whole(fs: Any, path: str, whole_below: int) -> Opened | None:
+    """Open a file with the one request that also tells its size and identity (HTTP, S3);
+    None where that takes `stat_source` first (or the path is a folder).
+
+    A body of at most `whole_below` bytes is received in the same call.
+    """
+    if not opens_whole(fs):
+        return None
+    from fsspec.asyn import sync
+
+    return sync(fs.loop, open_whole_async, fs, path, whole_below)  # type: ignore[no-any-return]
+
+
+async def open_whole_async(fs: Any, path: str, whole_below: int) -> Opened | None:
+    """`open_whole` as a coroutine on `fs.loop` (the caller checked `opens_whole`)."""
     protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
     if protocols & {"http", "https"}:
-        return open_http(fs, path, whole_below)
-    if protocols & {"s3", "s3a"} and hasattr(fs, "_call_s3"):
-        return open_s3(fs, path, whole_below)
-    return None
+        return await _open_http(fs, path, whole_below)
+    return await _open_s3(fs, path, whole_below)
 
 
-def open_http(fs: Any, path: str, whole_below: int) -> tuple[IO[bytes], SourceInfo]:
-    """Open an HTTP source with one GET; size and ETag come from that response's headers.
+async def _open_http(fs: Any, path: str, whole_below: int) -> Opened:
+    """One GET; size and ETag come from that response's headers.
 
-    A body of at most `whole_below` bytes is read in the same hand-off to fsspec's event
-    loop and kept as the chunks the socket gave: every hand-off costs a thread switch
-    fighting for the GIL (fsspec's own stream took four per file: GET, read, empty read,
-    close), and joining the chunks into one buffer cost more than the download itself on
-    a VM where fresh memory faults in slowly (1 MiB from loopback: 3 ms joined, 1 ms not).
+    A small body is kept as the chunks the socket gave: every hand-off to fsspec's event
+    loop costs a thread switch fighting for the GIL (fsspec's own stream took four per
+    file: GET, read, empty read, close), and joining the chunks into one buffer cost more
+    than the download itself on a VM where fresh memory faults in slowly (1 MiB from
+    loopback: 3 ms joined, 1 ms not).
 
     Asking with HEAD first (`stat_source`) costs one more round trip per file: 50 files of
     1 MiB behind 20 ms of latency spent ~40% of `fetch_many`'s time waiting for HEADs.
     fsspec's HTTP `info` always says "file", so nothing is lost by skipping it.
     """
-    from fsspec.asyn import sync
-
-    async def get() -> tuple[IO[bytes], SourceInfo]:
-        session = await fs.set_session()
-        response = await session.get(fs.encode_url(path), **fs.kwargs).__aenter__()
-        try:
-            fs._raise_not_found_for_status(response, path)
-            info = _http_info(response.headers, path)
-            if info.size is None or info.size > whole_below:
-                stream = _LoopStream(fs.loop, response.content.read, response.close)
-                return cast(IO[bytes], stream), info
-            chunks = []
-            while chunk := await response.content.readany():
-                chunks.append(chunk)
-        except BaseException:
-            response.close()
-            raise
-        response.release()
-        return cast(IO[bytes], _Chunks(chunks)), info
-
-    return sync(fs.loop, get)  # type: ignore[no-any-return]
+    session = await fs.set_session()
+    response = await session.get(fs.encode_url(path), **fs.kwargs).__aenter__()
+    try:
+        fs._raise_not_found_for_status(response, path)
+        info = _http_info(response.headers, path)
+        if info.size is None or info.size > whole_below:
+            stream = _LoopStream(fs.loop, response.content.read, response.close)
+            return Opened(cast(IO[bytes], stream), info, received=False)
+        chunks = []
+        while chunk := await response.content.readany():
+            chunks.append(chunk)
+    except BaseException:
+        response.close()
+        raise
+    response.release()
+    return Opened(cast(IO[bytes], _Chunks(chunks)), info, received=True)
 
 
 def _http_info(headers: Mapping[str, str], path: str) -> SourceInfo:
@@ -218,52 +247,44 @@ def _http_info(headers: Mapping[str, str], path: str) -> SourceInfo:
     return SourceInfo(path, "file", size, str(etag) if etag else None, None)
 
 
-def open_s3(fs: Any, path: str, whole_below: int) -> tuple[IO[bytes], SourceInfo] | None:
-    """Open an S3 object with one GET, whose response gives size, ETag and version id.
+async def _open_s3(fs: Any, path: str, whole_below: int) -> Opened | None:
+    """One GET, whose response gives size, ETag and version id.
 
     s3fs's own way costs a HEAD and then one ranged GET per block, each signed and parsed
     by botocore: 50 objects of 1 MiB from SeaweedFS took twice as long in 8 threads as a
-    sequential `get_file` loop. A body of at most `whole_below` bytes is read in the same
-    hand-off. None when the key names no object (a prefix, or a missing key): the caller
-    asks `stat_source`, which tells a folder from a missing file.
+    sequential `get_file` loop. None when the key names no object (a prefix, or a missing
+    key): the caller asks `stat_source`, which tells a folder from a missing file.
     """
-    from fsspec.asyn import sync
-
     bucket, key, version = fs.split_path(path)
     if not key:
         return None
-
-    async def get() -> tuple[IO[bytes], SourceInfo] | None:
-        pinned = {"VersionId": version} if version else {}
-        try:
-            response = await fs._call_s3(
-                "get_object", Bucket=bucket, Key=key, **pinned, **fs.req_kw
-            )
-        except FileNotFoundError:
-            return None
-        body = response["Body"]
-        try:
-            size, etag = response.get("ContentLength"), response.get("ETag")
-            version_id = response.get("VersionId")
-            info = SourceInfo(
-                path,
-                "file",
-                size if isinstance(size, int) else None,
-                str(etag) if etag else None,
-                str(version_id) if version_id else None,
-            )
-            if info.size is None or info.size > whole_below:
-                return cast(IO[bytes], _LoopStream(fs.loop, body.read, body.close)), info
-            chunks = []
-            while chunk := await body.read(whole_below):
-                chunks.append(chunk)
-        except BaseException:
-            body.close()
-            raise
+    pinned = {"VersionId": version} if version else {}
+    try:
+        response = await fs._call_s3("get_object", Bucket=bucket, Key=key, **pinned, **fs.req_kw)
+    except FileNotFoundError:
+        return None
+    body = response["Body"]
+    try:
+        size, etag = response.get("ContentLength"), response.get("ETag")
+        version_id = response.get("VersionId")
+        info = SourceInfo(
+            path,
+            "file",
+            size if isinstance(size, int) else None,
+            str(etag) if etag else None,
+            str(version_id) if version_id else None,
+        )
+        if info.size is None or info.size > whole_below:
+            stream = _LoopStream(fs.loop, body.read, body.close)
+            return Opened(cast(IO[bytes], stream), info, received=False)
+        chunks = []
+        while chunk := await body.read(whole_below):
+            chunks.append(chunk)
+    except BaseException:
         body.close()
-        return cast(IO[bytes], _Chunks(chunks)), info
-
-    return sync(fs.loop, get)  # type: ignore[no-any-return]
+        raise
+    body.close()
+    return Opened(cast(IO[bytes], _Chunks(chunks)), info, received=True)
 
 
 class _LoopStream(io.RawIOBase):

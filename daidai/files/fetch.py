@@ -6,19 +6,20 @@ entry's file lock (to avoid duplicate downloads, not for correctness), looks aga
 streams the source into a unique staging folder while hashing it, checks the checksum, and
 renames the staging folder to `sha256-<hex>` before `ref.json` is replaced: a killed
 download leaves only a `.tmp-*` folder that nothing reads.
+
+`fetch` is `begin` (lookup, lock, staging folder), then `complete`: open the source, and
+`finish` (copy while hashing, verify, rename, record). `fetch_many` runs the same steps
+with the requests as coroutines on fsspec's event loop (`daidai.files._batch`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import shutil
 import stat
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from daidai.errors import ChecksumMismatchError, DaidaiError, OfflineError
 from daidai.files import layout
 from daidai.files._source import (
     LOCAL_PROTOCOLS,
+    Opened,
     Origin,
     cache_errors,
     filesystem,
@@ -44,11 +46,15 @@ from daidai.files.lockfile import LockEntry
 __all__ = [
     "FetchRequest",
     "FetchResult",
+    "Miss",
     "ProgressCallback",
+    "begin",
     "cached",
+    "complete",
     "download",
     "fetch",
     "fetch_many",
+    "finish",
     "options_for",
 ]
 
@@ -58,9 +64,6 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 """Called as `(uri, bytes done, total bytes or None)`, from worker threads."""
 
 _LOCK_WAIT_LOG_SECONDS = 10.0
-# More threads than transfers: a file received whole is hashed, written and recorded by
-# its thread while the next download already uses the transfer slot it freed.
-_THREADS_PER_TRANSFER = 2
 # For records without `mtime`: how far a filesystem's clock may run ahead of ours (an
 # NFS server's) before content modified after its record was written is hashed again.
 _CLOCK_SLACK_SECONDS = 2.0
@@ -145,16 +148,9 @@ def cached(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
 
 
 def fetch(
-    request: FetchRequest,
-    *,
-    settings: Settings,
-    on_progress: ProgressCallback | None = None,
-    transfers: threading.Semaphore | None = None,
+    request: FetchRequest, *, settings: Settings, on_progress: ProgressCallback | None = None
 ) -> FetchResult:
     """Return the cached content for `request`, downloading it first on a miss.
-
-    `transfers`, when given, is held while bytes come from the source (`fetch_many` shares
-    one to bound the downloads in flight).
 
     Raises:
         OfflineError: not cached and offline mode is on.
@@ -162,6 +158,37 @@ def fetch(
         SourceNotFoundError, SourcePermissionError, FileFetchError: the source failed.
         CacheError: the cache folder cannot hold the file.
     """
+    begun = begin(request, settings=settings)
+    return begun if isinstance(begun, FetchResult) else complete(begun, on_progress)
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A download under way: the entry's lock is held and a staging folder exists.
+
+    `finish`, `complete` or `abandon` ends it, from any thread.
+    """
+
+    request: FetchRequest
+    origin: Origin
+    options: Mapping[str, Any]
+    entry: Path
+    staging: Path
+    release: Callable[[], None]
+    fs: Any
+    path: str
+
+    def abandon(self) -> None:
+        """Give up: remove the staging folder and release the lock."""
+        try:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        finally:
+            self.release()
+
+
+def begin(request: FetchRequest, *, settings: Settings) -> FetchResult | Miss:
+    """A cache hit for `request`, or a `Miss` holding the entry's lock (waiting while
+    another process downloads the same entry, then looking again)."""
     options = options_for(request.uri, settings, request.storage_options)
     origin = Origin(request.uri, request.component, request.parameter, options)
     entry = layout.entry_dir(settings.cache_dir, request.uri, options)
@@ -169,14 +196,56 @@ def fetch(
         layout.mark_used(entry)
         return hit
     _require_online(request, settings, origin)
+    with source_errors(origin):
+        fs, path = filesystem(request.uri, options)
     with cache_errors(origin):
         entry.mkdir(parents=True, exist_ok=True)
     layout.cache_tag(settings.cache_dir)
-    with _entry_lock(entry, origin):
+    release = _lock_entry(entry, origin)
+    try:
         # Another process may have finished the same download while we waited.
         if not request.force and (hit := _lookup(entry, request)) is not None:
+            release()
             return hit
-        return _download_into(entry, request, options, origin, on_progress, transfers)
+        with cache_errors(origin):
+            staging = layout.new_staging_dir(entry)
+    except BaseException:
+        release()
+        raise
+    return Miss(request, origin, options, entry, staging, release, fs, path)
+
+
+def complete(miss: Miss, on_progress: ProgressCallback | None = None) -> FetchResult:
+    """Download a `Miss` from its source and make it the entry's current version."""
+    try:
+        with source_errors(miss.origin):
+            opened = open_whole(miss.fs, miss.path, whole_below=CHUNK_SIZE)
+    except BaseException:
+        miss.abandon()
+        raise
+    return finish(miss, opened, on_progress)
+
+
+def finish(
+    miss: Miss, opened: Opened | None, on_progress: ProgressCallback | None = None
+) -> FetchResult:
+    """Copy the source (`opened`, or opened here after `stat_source`) into the staging
+    folder, verify it, rename it to its version folder and record it; ends the `Miss`."""
+    try:
+        content, name = _copy_source(
+            miss.request, miss.fs, miss.path, opened, miss.staging, miss.origin, on_progress
+        )
+        target = layout.version_dir(miss.entry, content.checksum)
+        with cache_errors(miss.origin, needed=content.size):
+            _rename_dir(miss.staging, target, content, name)
+            modified = _shape(target / name)[2]
+            layout.write_ref(miss.entry, _ref(miss.request.uri, content, miss.options, modified))
+        return _result(miss.request.uri, content, target / name, downloaded=True)
+    except BaseException:
+        shutil.rmtree(miss.staging, ignore_errors=True)
+        raise
+    finally:
+        miss.release()
 
 
 def download(
@@ -197,7 +266,10 @@ def download(
     with cache_errors(origin):
         staging = layout.new_staging_dir(folder)
     try:
-        content, name = _transfer(request, options, origin, staging, on_progress, None)
+        with source_errors(origin):
+            fs, path = filesystem(request.uri, options)
+            opened = open_whole(fs, path, whole_below=CHUNK_SIZE)
+        content, name = _copy_source(request, fs, path, opened, staging, origin, on_progress)
         target = folder / layout.version_dir(folder, content.checksum).name
         with cache_errors(origin):
             _rename_dir(staging, target, content, name)
@@ -215,7 +287,7 @@ def fetch_many(
     refresh: bool = False,
     return_exceptions: bool = False,
 ) -> list[Any]:
-    """Fetch many files in parallel threads, results in the order of `requests`.
+    """Fetch many files at once, results in the order of `requests`.
 
     Args:
         requests: the files; duplicates are fetched once.
@@ -231,20 +303,17 @@ def fetch_many(
     Raises:
         DaidaiError: the first failure, once every download has finished.
     """
+    from daidai.files._batch import fetch_all
+
     wanted = [replace(r, force=r.force or refresh) for r in requests]
     unique = {_dedupe_key(r, settings): r for r in wanted}
-    in_flight = max(1, jobs or settings.jobs)
-    transfers = threading.BoundedSemaphore(in_flight)
-    workers = max(1, min(_THREADS_PER_TRANSFER * in_flight, len(unique)))
-
-    def one(request: FetchRequest) -> FetchResult | DaidaiError:
-        try:
-            return fetch(request, settings=settings, on_progress=on_progress, transfers=transfers)
-        except DaidaiError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daidai-fetch") as pool:
-        done = dict(zip(unique, pool.map(one, unique.values()), strict=True))
+    outcomes = fetch_all(
+        list(unique.values()),
+        settings=settings,
+        jobs=max(1, jobs or settings.jobs),
+        on_progress=on_progress,
+    )
+    done = dict(zip(unique, outcomes, strict=True))
     results = [done[_dedupe_key(r, settings)] for r in wanted]
     errors = [r for r in results if isinstance(r, DaidaiError)]
     if errors and not return_exceptions:
@@ -347,9 +416,8 @@ def _require_online(request: FetchRequest, settings: Settings, origin: Origin) -
         )
 
 
-@contextlib.contextmanager
-def _entry_lock(entry: Path, origin: Origin) -> Iterator[None]:
-    """Hold the entry's download lock.
+def _lock_entry(entry: Path, origin: Origin) -> Callable[[], None]:
+    """Take the entry's download lock; return its release, callable from any thread.
 
     A free lock is taken with one `open` and one `flock` (filelock spends ~1 ms on the
     same, a third of a 1 MiB download from loopback); when another process holds it, or
@@ -359,25 +427,17 @@ def _entry_lock(entry: Path, origin: Origin) -> Iterator[None]:
     with cache_errors(origin):
         fd = _try_flock(entry / layout.LOCK_FILE)
     if fd is not None:
-        try:
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-        return
+        return lambda: os.close(fd)  # closing releases the lock
     import filelock
 
-    lock = filelock.FileLock(str(entry / layout.LOCK_FILE))
+    lock = filelock.FileLock(str(entry / layout.LOCK_FILE), thread_local=False)
     with cache_errors(origin):
         while True:
             try:
                 lock.acquire(timeout=_LOCK_WAIT_LOG_SECONDS)
-                break
+                return lock.release
             except filelock.Timeout:
                 logger.info("waiting for another process to finish downloading %s", origin.uri)
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _try_flock(path: Path) -> int | None:
@@ -394,29 +454,6 @@ def _try_flock(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
-
-
-def _download_into(
-    entry: Path,
-    request: FetchRequest,
-    options: Mapping[str, Any],
-    origin: Origin,
-    on_progress: ProgressCallback | None,
-    transfers: threading.Semaphore | None,
-) -> FetchResult:
-    with cache_errors(origin):
-        staging = layout.new_staging_dir(entry)
-    try:
-        content, name = _transfer(request, options, origin, staging, on_progress, transfers)
-        target = layout.version_dir(entry, content.checksum)
-        with cache_errors(origin, needed=content.size):
-            _rename_dir(staging, target, content, name)
-            modified = _shape(target / name)[2]
-            layout.write_ref(entry, _ref(request.uri, content, options, modified))
-        return _result(request.uri, content, target / name, downloaded=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _rename_dir(staging: Path, target: Path, content: Content, name: str) -> None:
@@ -441,39 +478,29 @@ def _rename_dir(staging: Path, target: Path, content: Content, name: str) -> Non
             shutil.rmtree(staging, ignore_errors=True)  # a fresh, verified copy landed in between
 
 
-def _transfer(
+def _copy_source(
     request: FetchRequest,
-    options: Mapping[str, Any],
-    origin: Origin,
+    fs: Any,
+    path: str,
+    opened: Opened | None,
     staging: Path,
+    origin: Origin,
     on_progress: ProgressCallback | None,
-    transfers: threading.Semaphore | None,
 ) -> tuple[Content, str]:
     name = layout.source_name(request.uri)
     progress = _bind_progress(request.uri, on_progress)
-    src = None
-    with contextlib.ExitStack() as slot:
-        if transfers is not None:
-            slot.enter_context(transfers)
+    if opened is None:
         with source_errors(origin):
-            fs, path = filesystem(request.uri, options)
-            opened = open_whole(fs, path, whole_below=CHUNK_SIZE)
-            if opened is not None:
-                src, info = opened
-            else:
-                info = stat_source(fs, path)
-        if opened is not None and info.size is not None and info.size <= CHUNK_SIZE:
-            # The whole body is in memory: hashing and writing it need no transfer slot,
-            # so the next download starts now (8 slots, 50 x 1 MiB at +20 ms: 240 ms ->
-            # 206 ms, against 184 ms for an 8-thread fsspec pool that neither hashes nor
-            # keeps a cache).
-            slot.close()
-        if info.kind == "directory":
-            with source_errors(origin):
-                files = list_directory(fs, path)
-            content = copy_directory(fs, files, staging / name, origin, progress)
-        else:
-            content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
+            info = stat_source(fs, path)
+        src = None
+    else:
+        info, src = opened.info, opened.src
+    if info.kind == "directory":
+        with source_errors(origin):
+            files = list_directory(fs, path)
+        content = copy_directory(fs, files, staging / name, origin, progress)
+    else:
+        content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
     if request.checksum and content.checksum != request.checksum:
         raise ChecksumMismatchError(
             uri=request.uri,

@@ -1,0 +1,124 @@
+"""`fetch_many`'s engine: many downloads at once, as coroutines on fsspec's event loop.
+
+Each file goes through three steps:
+
+1. `begin` in a worker thread: the cache lookup, then, on a miss, the entry's lock and a
+   staging folder. Misses of one entry run one after the other, so no worker ever waits
+   on a lock this process holds.
+2. On the loop, holding one of `jobs` transfer slots: the request, and for a body of at
+   most one chunk (HTTP, S3) the body itself. The slot is freed as soon as the body is in.
+3. `finish` in a worker thread: hash, write, rename, record. A body still arriving
+   (a large file) is streamed there and keeps its slot until it is done.
+
+Sources that have no such one-request opening (GCS, Azure, HF, local files, folders, a
+filesystem on another event loop) run `complete` in a worker thread, holding a slot.
+
+50 files of 1 MiB from nginx with 20 ms added per request, 8 slots: a pool of threads
+each running `fetch` took ~200 ms where this takes ~177 ms, as long as an 8-thread fsspec
+pool that neither hashes nor keeps a cache (~180 ms): every thread of that design waited
+for its turn on the loop and for the GIL between its own disk work and its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from daidai._settings import Settings
+from daidai.errors import DaidaiError
+from daidai.files import layout
+from daidai.files._source import open_whole_async, opens_whole, source_errors
+from daidai.files.fetch import (
+    FetchRequest,
+    FetchResult,
+    Miss,
+    ProgressCallback,
+    begin,
+    complete,
+    finish,
+    options_for,
+)
+from daidai.files.hashing import CHUNK_SIZE
+
+__all__ = ["fetch_all"]
+
+T = TypeVar("T")
+
+
+def fetch_all(
+    requests: Sequence[FetchRequest],
+    *,
+    settings: Settings,
+    jobs: int,
+    on_progress: ProgressCallback | None,
+) -> list[FetchResult | DaidaiError]:
+    """Fetch distinct requests with at most `jobs` transfers in flight, in order; a
+    `DaidaiError` stands in for each file that failed (others are raised)."""
+    if not requests:
+        return []
+    from fsspec.asyn import get_loop, sync
+
+    # Twice as many threads as slots: a file received whole is hashed and written while
+    # the next download already uses the slot it freed.
+    threads = max(2, min(2 * jobs, len(requests)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="daidai-fetch") as pool:
+        batch = _Batch(settings, jobs, on_progress, pool)
+        return sync(get_loop(), batch.run, list(requests))  # type: ignore[no-any-return]
+
+
+class _Batch:
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: int,
+        on_progress: ProgressCallback | None,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.on_progress = on_progress
+        self.pool = pool
+
+    async def run(self, requests: list[FetchRequest]) -> list[FetchResult | DaidaiError]:
+        self.slots = asyncio.Semaphore(self.jobs)
+        self.entries: dict[str, asyncio.Lock] = {}
+        outcomes = await asyncio.gather(*map(self._one, requests), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, DaidaiError):
+                raise outcome  # a bug, or an interrupt: not a file's failure
+        return outcomes  # type: ignore[return-value]
+
+    async def _one(self, request: FetchRequest) -> FetchResult:
+        options = options_for(request.uri, self.settings, request.storage_options)
+        key = layout.entry_key(request.uri, options)
+        async with self.entries.setdefault(key, asyncio.Lock()):
+            begun = await self._in_pool(functools.partial(begin, request, settings=self.settings))
+            if isinstance(begun, FetchResult):
+                return begun
+            return await self._download(begun)
+
+    async def _download(self, miss: Miss) -> FetchResult:
+        await self.slots.acquire()
+        holding = True
+        try:
+            if not opens_whole(miss.fs) or miss.fs.loop is not asyncio.get_running_loop():
+                return await self._in_pool(complete, miss, self.on_progress)
+            try:
+                with source_errors(miss.origin):
+                    opened = await open_whole_async(miss.fs, miss.path, CHUNK_SIZE)
+            except BaseException:
+                await self._in_pool(miss.abandon)
+                raise
+            if opened is not None and opened.received:
+                self.slots.release()
+                holding = False
+            return await self._in_pool(finish, miss, opened, self.on_progress)
+        finally:
+            if holding:
+                self.slots.release()
+
+    def _in_pool(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self.pool, call, *args)
