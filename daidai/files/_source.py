@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn, cast
 
@@ -225,17 +226,11 @@ async def _open_http(fs: Any, path: str, whole_below: int) -> Opened:
     try:
         fs._raise_not_found_for_status(response, path)
         info = _http_info(response.headers, path)
-        if info.size is None or info.size > whole_below:
-            stream = _LoopStream(fs.loop, response.content.read, response.close)
-            return Opened(cast(IO[bytes], stream), info, received=False)
-        chunks = []
-        while chunk := await response.content.readany():
-            chunks.append(chunk)
     except BaseException:
         response.close()
         raise
-    response.release()
-    return Opened(cast(IO[bytes], _Chunks(chunks)), info, received=True)
+    body, close, done = response.content, response.close, response.release
+    return await _take(fs, info, whole_below, body.read, body.readany, close, done)
 
 
 def _http_info(headers: Mapping[str, str], path: str) -> SourceInfo:
@@ -264,26 +259,41 @@ async def _open_s3(fs: Any, path: str, whole_below: int) -> Opened | None:
     except FileNotFoundError:
         return None
     body = response["Body"]
+    size, etag = response.get("ContentLength"), response.get("ETag")
+    version_id = response.get("VersionId")
+    info = SourceInfo(
+        path,
+        "file",
+        size if isinstance(size, int) else None,
+        str(etag) if etag else None,
+        str(version_id) if version_id else None,
+    )
+    some = functools.partial(body.read, whole_below)
+    return await _take(fs, info, whole_below, body.read, some, body.close, body.close)
+
+
+async def _take(
+    fs: Any,
+    info: SourceInfo,
+    whole_below: int,
+    read: Callable[[int], Awaitable[bytes]],
+    read_some: Callable[[], Awaitable[bytes]],
+    close: Callable[[], object],
+    done: Callable[[], object],
+) -> Opened:
+    """A body of at most `whole_below` bytes as the chunks received (then `done` gives the
+    connection back); a bigger one, or one of unknown size, as a stream still arriving
+    (`read(n)`, `close()`)."""
+    if info.size is None or info.size > whole_below:
+        return Opened(cast(IO[bytes], _LoopStream(fs.loop, read, close)), info, received=False)
+    chunks = []
     try:
-        size, etag = response.get("ContentLength"), response.get("ETag")
-        version_id = response.get("VersionId")
-        info = SourceInfo(
-            path,
-            "file",
-            size if isinstance(size, int) else None,
-            str(etag) if etag else None,
-            str(version_id) if version_id else None,
-        )
-        if info.size is None or info.size > whole_below:
-            stream = _LoopStream(fs.loop, body.read, body.close)
-            return Opened(cast(IO[bytes], stream), info, received=False)
-        chunks = []
-        while chunk := await body.read(whole_below):
+        while chunk := await read_some():
             chunks.append(chunk)
     except BaseException:
-        body.close()
+        close()
         raise
-    body.close()
+    done()
     return Opened(cast(IO[bytes], _Chunks(chunks)), info, received=True)
 
 
