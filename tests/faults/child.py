@@ -2,15 +2,15 @@
 
 Run as `python tests/faults/child.py MODE ARGS...` with the repository on `PYTHONPATH`:
 
-- `load URL [START_AT]`: fetch URL through the cache (waiting until the wall-clock time
-  START_AT, so that many children miss the cache at once); print `<downloaded> <sha256>` of
-  the bytes read from the cached path.
+- `load URL [GO]`: fetch URL through the cache and print `<downloaded> <sha256>` of the
+  bytes read from the cached path. With GO, print `ready` once imported and wait for the
+  file GO to exist first, so that many children miss the cache at the same instant.
 - `cli ARGS...`: run `daidai ARGS...` (as `python -m daidai` would).
 - `lockwrite PATH N`: rewrite the lockfile PATH N times with entries of varying length.
 
-With `FAULTS_LYING_LOCKS=1` in the environment, filelock's acquire and release do nothing and
-report success, as `flock` does on some NFS and Lustre mounts: every process "holds" every
-lock at once. This is a test-side patch; daidai has no switch for it.
+With `FAULTS_LYING_LOCKS=1` in the environment, `flock` and filelock's acquire and release
+do nothing and report success, as `flock` does on some NFS and Lustre mounts: every
+process "holds" every lock at once. This is a test-side patch; daidai has no switch for it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,13 @@ import time
 
 
 def lie_about_locks() -> None:
-    """Make every filelock acquire succeed at once without excluding anyone."""
+    """Make every lock succeed at once without excluding anyone: `flock` itself (which
+    daidai takes directly when a lock is free) and filelock's acquire and release."""
+    import fcntl
+
     import filelock
+
+    fcntl.flock = lambda fd, operation: None
 
     def acquire(self: filelock.BaseFileLock, *args: object, **kwargs: object) -> object:
         return self
@@ -36,13 +41,15 @@ def lie_about_locks() -> None:
         cls.release = release  # type: ignore[assignment,method-assign]
 
 
-def load(url: str, start_at: float | None) -> None:
+def load(url: str, go: str | None) -> None:
     from daidai._settings import load_settings
     from daidai.files.fetch import FetchRequest, fetch
 
     settings = load_settings()
-    if start_at is not None:
-        time.sleep(max(0.0, start_at - time.time()))
+    if go is not None:
+        print("ready", flush=True)
+        while not os.path.exists(go):
+            time.sleep(0.001)
     result = fetch(FetchRequest(url), settings=settings)
     digest = hashlib.sha256(result.path.read_bytes()).hexdigest()
     print(result.downloaded, digest, flush=True)
@@ -66,7 +73,7 @@ def main(argv: list[str]) -> int:
         lie_about_locks()
     mode, args = argv[0], argv[1:]
     if mode == "load":
-        load(args[0], float(args[1]) if len(args) > 1 else None)
+        load(args[0], args[1] if len(args) > 1 else None)
         return 0
     if mode == "lockwrite":
         lockwrite(args[0], int(args[1]))
