@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -455,3 +456,51 @@ def test_fetch_many_never_has_more_downloads_in_flight_than_jobs(jobs: int) -> N
         server.server_close()
     assert [r.size for r in results] == [100] * len(requests)
     assert handler.most == jobs
+
+
+_FETCH_MANY_CHILD = """
+import json, sys
+from daidai._settings import load_settings
+from daidai.files.fetch import FetchRequest, fetch_many
+urls = json.loads(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+results = fetch_many([FetchRequest(u) for u in urls], settings=load_settings(), jobs=1)
+print(json.dumps([r.downloaded for r in results]), flush=True)
+"""
+
+
+def test_two_processes_fetching_the_same_files_in_opposite_orders_both_finish(
+    tmp_path: Path,
+) -> None:
+    # Each process ends up holding locks the other wants. A worker thread that waited for
+    # such a lock could not run the finish of its own process's downloads: both stalled.
+    names = [f"f{i}.bin" for i in range(8)]
+    with NginxServer(root=tmp_path / "root", latency_ms=100) as server:
+        urls = [server.put(name, name.encode() * 1000) for name in names]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _FETCH_MANY_CHILD, json.dumps(order)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for order in (urls, urls[::-1])
+        ]
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        outputs = [child.communicate(timeout=60) for child in children]
+        assert [child.returncode for child in children] == [0, 0], outputs
+        gets = [path for method, path in server.requests() if method == "GET"]
+    downloaded = [json.loads(out) for out, _ in outputs]
+    # Every file was downloaded by exactly one of the two; the other found it cached.
+    by_url = [a + b for a, b in zip(downloaded[0], downloaded[1][::-1], strict=True)]
+    assert by_url == [1] * len(names)
+    assert sorted(gets) == sorted(f"/{name}" for name in names)

@@ -3,8 +3,8 @@
 Each file goes through three steps:
 
 1. `begin` on a worker thread: the cache lookup, then, on a miss, the entry's lock and a
-   staging folder. Misses of one entry run one after the other, so no worker ever waits
-   on a lock this process holds.
+   staging folder. A lock another process holds is looked at again later, never waited
+   for on a worker; misses of one entry in this batch run one after the other.
 2. On the loop, holding one of `jobs` transfer slots: the request, and for a body of at
    most one chunk (HTTP, S3) the body itself. The slot is freed as soon as the body is in.
 3. `finish` on a worker thread: hash, write, rename, record. A body still arriving (a
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +39,10 @@ from daidai.files.fetch import (
     FetchResult,
     Miss,
     ProgressCallback,
-    begin,
     complete,
     finish,
     options_for,
+    try_begin,
 )
 from daidai.files.hashing import CHUNK_SIZE
 
@@ -54,6 +55,9 @@ T = TypeVar("T")
 # 2 207 ms, 4 198 ms, 16 223 ms; more threads mostly queued for the GIL and for the
 # filesystem's metadata locks. Bodies still arriving stream on threads of their own.
 _WORKERS = max(2, min(4, os.cpu_count() or 2))
+_BUSY_POLL_SECONDS = 0.05  # how often to look again at an entry another process downloads
+
+logger = logging.getLogger(__name__)
 
 
 def fetch_all(
@@ -105,12 +109,23 @@ class _Batch:
         options = options_for(request.uri, self.settings, request.storage_options)
         key = layout.entry_key(request.uri, options)
         async with self.entries.setdefault(key, asyncio.Lock()):
-            begun = await self._run(
-                self.workers, functools.partial(begin, request, settings=self.settings)
-            )
+            begun = await self._begin(request)
             if isinstance(begun, FetchResult):
                 return begun
             return await self._download(begun)
+
+    async def _begin(self, request: FetchRequest) -> FetchResult | Miss:
+        # Never wait for a lock on a worker: with all workers waiting on entries another
+        # process holds, the finishes of this process's own entries could not run, and
+        # two processes fetching the same files would each wait for the other forever.
+        attempt = functools.partial(try_begin, request, settings=self.settings)
+        waited = 0.0
+        while (begun := await self._run(self.workers, attempt)) is None:
+            if waited == 0.0:
+                logger.info("waiting for another process to finish downloading %s", request.uri)
+            await asyncio.sleep(_BUSY_POLL_SECONDS)
+            waited += _BUSY_POLL_SECONDS
+        return begun
 
     async def _download(self, miss: Miss) -> FetchResult:
         await self.slots.acquire()

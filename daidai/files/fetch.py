@@ -56,6 +56,7 @@ __all__ = [
     "fetch_many",
     "finish",
     "options_for",
+    "try_begin",
 ]
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,17 @@ class Miss:
 def begin(request: FetchRequest, *, settings: Settings) -> FetchResult | Miss:
     """A cache hit for `request`, or a `Miss` holding the entry's lock (waiting while
     another process downloads the same entry, then looking again)."""
+    begun = _begin(request, settings, wait=True)
+    assert begun is not None  # a waiting lock is always taken
+    return begun
+
+
+def try_begin(request: FetchRequest, *, settings: Settings) -> FetchResult | Miss | None:
+    """`begin` without waiting: None while another process holds the entry's lock."""
+    return _begin(request, settings, wait=False)
+
+
+def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchResult | Miss | None:
     options = options_for(request.uri, settings, request.storage_options)
     origin = Origin(request.uri, request.component, request.parameter, options)
     entry = layout.entry_dir(settings.cache_dir, request.uri, options)
@@ -201,7 +213,9 @@ def begin(request: FetchRequest, *, settings: Settings) -> FetchResult | Miss:
     with cache_errors(origin):
         entry.mkdir(parents=True, exist_ok=True)
     layout.cache_tag(settings.cache_dir)
-    release = _lock_entry(entry, origin)
+    release = _lock_entry(entry, origin, wait=wait)
+    if release is None:
+        return None
     try:
         # Another process may have finished the same download while we waited.
         if not request.force and (hit := _lookup(entry, request)) is not None:
@@ -416,8 +430,9 @@ def _require_online(request: FetchRequest, settings: Settings, origin: Origin) -
         )
 
 
-def _lock_entry(entry: Path, origin: Origin) -> Callable[[], None]:
-    """Take the entry's download lock; return its release, callable from any thread.
+def _lock_entry(entry: Path, origin: Origin, *, wait: bool = True) -> Callable[[], None] | None:
+    """Take the entry's download lock and return its release, callable from any thread;
+    without `wait`, None while another process holds it.
 
     A free lock is taken with one `open` and one `flock` (filelock spends ~1 ms on the
     same, a third of a 1 MiB download from loopback); when another process holds it, or
@@ -434,9 +449,11 @@ def _lock_entry(entry: Path, origin: Origin) -> Callable[[], None]:
     with cache_errors(origin):
         while True:
             try:
-                lock.acquire(timeout=_LOCK_WAIT_LOG_SECONDS)
+                lock.acquire(timeout=_LOCK_WAIT_LOG_SECONDS if wait else 0)
                 return lock.release
             except filelock.Timeout:
+                if not wait:
+                    return None
                 logger.info("waiting for another process to finish downloading %s", origin.uri)
 
 
