@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli_project import Project, daidai, make_project, one_error_line
+from tests.cli_project import DAIDAI, Project, daidai, make_project, one_error_line
 from tests.servers import NginxServer
 
 
@@ -190,3 +194,70 @@ def test_fetch_rejects_contradictory_or_invalid_options(project: Project) -> Non
     for result in (both, zero_jobs, frozen_target):
         assert result.code == 2, result
         one_error_line(result)
+
+
+class _TricklingHandler(http.server.BaseHTTPRequestHandler):
+    """64 KiB every 50 ms of a 64 MiB body (50 s in all), with or without Content-Length."""
+
+    protocol_version = "HTTP/1.0"
+    sized = True
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.sized:
+            self.send_header("Content-Length", str(64 << 20))
+        self.end_headers()
+        try:
+            for _ in range(1024):
+                self.wfile.write(b"x" * 65536)
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass  # the client went away
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["content-length", "no-length"])
+def test_ctrl_c_stops_a_large_download_at_once_and_caches_nothing(
+    tmp_path: Path, sized: bool
+) -> None:
+    handler = type("Handler", (_TricklingHandler,), {"sized": sized})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/big.bin"
+    (tmp_path / "daidai.toml").write_text("")
+    (tmp_path / "app_big.py").write_text(
+        "from pathlib import Path\nfrom typing import Annotated\nfrom daidai import artifact\n\n"
+        f"@artifact\ndef big(p: Annotated[Path, {url!r}]) -> int:\n    return 0\n"
+    )
+    cache = tmp_path / "cache"
+    env = {**os.environ, "DAIDAI_CACHE_DIR": str(cache)}
+    try:
+        child = subprocess.Popen(
+            [DAIDAI, "fetch", "app_big"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not list(cache.glob("files/*/*/.tmp-*/big.bin")):  # the download is under way
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        interrupted = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=30)
+        took = time.monotonic() - interrupted
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert child.returncode == 130
+    assert took < 10  # the body alone needs 50 s
+    leftovers = [p.name for p in cache.glob("files/*/*/*") if p.is_dir()]
+    assert leftovers == []  # no version, no staging folder
+    assert not (tmp_path / "daidai.lock").exists()

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from daidai._settings import Settings
 from daidai.errors import DaidaiError
 from daidai.files import layout
-from daidai.files._source import open_whole_async, opens_whole, source_errors
+from daidai.files._source import Opened, cut, open_whole_async, opens_whole, source_errors
 from daidai.files.fetch import (
     FetchRequest,
     FetchResult,
@@ -71,14 +71,23 @@ def fetch_all(
     `DaidaiError` stands in for each file that failed (others are raised)."""
     if not requests:
         return []
-    from fsspec.asyn import get_loop, sync
+    from fsspec.asyn import get_loop
 
+    loop = get_loop()
     with (
         ThreadPoolExecutor(_WORKERS, thread_name_prefix="daidai-fetch") as workers,
         ThreadPoolExecutor(jobs, thread_name_prefix="daidai-stream") as streams,
     ):
         batch = _Batch(settings, jobs, on_progress, workers, streams)
-        return sync(get_loop(), batch.run, list(requests))  # type: ignore[no-any-return]
+        running = asyncio.run_coroutine_threadsafe(batch.run(list(requests)), loop)
+        try:
+            return running.result()
+        except BaseException:
+            # Ctrl-C (or a bug): start nothing more, and cut the bodies still streaming so
+            # their threads stop now rather than when their downloads would have ended.
+            loop.call_soon_threadsafe(batch.cut_streams)  # first: cancelling forgets them
+            running.cancel()
+            raise
 
 
 class _Batch:
@@ -99,6 +108,7 @@ class _Batch:
     async def run(self, requests: list[FetchRequest]) -> list[FetchResult | DaidaiError]:
         self.slots = asyncio.Semaphore(self.jobs)
         self.entries: dict[str, asyncio.Lock] = {}
+        self.streaming: set[Opened] = set()
         outcomes = await asyncio.gather(*map(self._one, requests), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, DaidaiError):
@@ -140,13 +150,25 @@ class _Batch:
                 await self._run(self.workers, miss.abandon)
                 raise
             if opened is None or not opened.received:
-                return await self._run(self.streams, finish, miss, opened, self.on_progress)
+                if opened is not None:
+                    self.streaming.add(opened)
+                try:
+                    return await self._run(self.streams, finish, miss, opened, self.on_progress)
+                finally:
+                    if opened is not None:
+                        self.streaming.discard(opened)
             self.slots.release()
             holding = False
             return await self._run(self.workers, finish, miss, opened, self.on_progress)
         finally:
             if holding:
                 self.slots.release()
+
+    def cut_streams(self) -> None:
+        """Close every body still streaming: its thread's next read fails, and `finish`
+        removes the partial download."""
+        for opened in list(getattr(self, "streaming", ())):
+            cut(opened)
 
     @staticmethod
     def _run(pool: ThreadPoolExecutor, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:

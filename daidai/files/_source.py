@@ -30,6 +30,7 @@ __all__ = [
     "Origin",
     "SourceInfo",
     "cache_errors",
+    "cut",
     "list_directory",
     "Opened",
     "open_whole",
@@ -179,6 +180,12 @@ class Opened:
     received: bool
 
 
+def cut(opened: Opened) -> None:
+    """Interrupt a body still arriving (from any thread): reading it fails from now on."""
+    if isinstance(opened.src, _LoopStream):
+        opened.src.cut()
+
+
 def opens_whole(fs: Any) -> bool:
     """Whether `open_whole` can open files of `fs` (HTTP, S3) rather than returning None."""
     protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
@@ -310,10 +317,20 @@ class _LoopStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    _cut = False
+
     def read(self, size: int = -1) -> bytes:
         from fsspec.asyn import sync
 
-        return sync(self._loop, self._read, size)  # type: ignore[no-any-return]
+        data: bytes = sync(self._loop, self._read, size)
+        if self._cut:  # whatever a closed connection returned, the body is not complete
+            raise ConnectionAbortedError("the download was interrupted")
+        return data
+
+    def cut(self) -> None:
+        """Stop the download: the reading thread's next (or current) read fails."""
+        self._cut = True
+        self.close()
 
     def close(self) -> None:
         if not self.closed:
