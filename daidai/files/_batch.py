@@ -100,15 +100,14 @@ class _Batch:
         streams: ThreadPoolExecutor,
     ) -> None:
         self.settings = settings
-        self.jobs = jobs
         self.on_progress = on_progress
         self.workers = workers
         self.streams = streams
-
-    async def run(self, requests: list[FetchRequest]) -> list[FetchResult | DaidaiError]:
-        self.slots = asyncio.Semaphore(self.jobs)
+        self.slots = asyncio.Semaphore(jobs)  # bound to a loop at first use, not here
         self.entries: dict[str, asyncio.Lock] = {}
         self.streaming: set[Opened] = set()
+
+    async def run(self, requests: list[FetchRequest]) -> list[FetchResult | DaidaiError]:
         outcomes = await asyncio.gather(*map(self._one, requests), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, DaidaiError):
@@ -167,7 +166,7 @@ class _Batch:
     def cut_streams(self) -> None:
         """Close every body still streaming: its thread's next read fails, and `finish`
         removes the partial download."""
-        for opened in list(getattr(self, "streaming", ())):
+        for opened in list(self.streaming):
             cut(opened)
 
     @staticmethod

@@ -106,6 +106,11 @@ def protocol_of(uri: str) -> str:
     return head.split("://", 1)[0].lower() if "://" in head else "file"
 
 
+def _protocols(fs: Any) -> set[str]:
+    """The names a filesystem answers to (fsspec gives one string or a tuple)."""
+    return {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+
+
 def redact(text: str, storage_options: Mapping[str, Any] | None) -> str:
     """Replace secret-looking storage option values in `text` with `***`."""
     for key, value in (storage_options or {}).items():
@@ -140,7 +145,7 @@ def stat_source(fs: Any, path: str) -> SourceInfo:
 
 def open_source(fs: Any, path: str, size: int | None, chunk_size: int) -> IO[bytes]:
     """Open a source for one sequential read, the cheapest way the protocol allows."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    protocols = _protocols(fs)
     if protocols & {"http", "https"}:
         # A plain stream: one GET. Ranged reads cost one request per block (48 s for
         # 512 MiB on loopback, against 2 s), and fs.get buffers the whole body in memory.
@@ -188,7 +193,7 @@ def cut(opened: Opened) -> None:
 
 def opens_whole(fs: Any) -> bool:
     """Whether `open_whole` can open files of `fs` (HTTP, S3) rather than returning None."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    protocols = _protocols(fs)
     if protocols & {"s3", "s3a"}:
         return hasattr(fs, "_call_s3")
     return bool(protocols & {"http", "https"})
@@ -209,7 +214,7 @@ def open_whole(fs: Any, path: str, whole_below: int) -> Opened | None:
 
 async def open_whole_async(fs: Any, path: str, whole_below: int) -> Opened | None:
     """`open_whole` as a coroutine on `fs.loop` (the caller checked `opens_whole`)."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    protocols = _protocols(fs)
     if protocols & {"http", "https"}:
         return await _open_http(fs, path, whole_below)
     return await _open_s3(fs, path, whole_below)
