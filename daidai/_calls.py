@@ -8,6 +8,7 @@ through and costs about two: the difference users feel on every request.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,10 @@ from daidai._injection import Parameters, parameters_of
 __all__ = ["make_predictor_wrapper"]
 
 _UNSET: Any = type("Unset", (), {"__repr__": lambda self: "<injected>"})()
+# A required parameter after an injected one (`def ask(c: Annotated[..], message)`): the
+# injected one gets a default in the wrapper, and Python allows no required parameter
+# after a default, so that one gets this marker and the wrapper checks for it.
+_REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "<required>"})()
 _P = inspect.Parameter
 # CPython's compiler checks keyword arguments for duplicates pairwise, so compiling a call
 # with n keywords is O(n^2): a predictor with 10,000 injected parameters took 3.2 s of
@@ -65,6 +70,8 @@ def _generated_wrapper(
         "_daidai_fn": component.fn,
         "_daidai_component": component,
         "_daidai_unset": _UNSET,
+        "_daidai_required": _REQUIRED,
+        "_daidai_missing": functools.partial(_missing, component, params),
         # The module, not its ContextVar: a wrapper from a `__main__` script is pickled by
         # value (cloudpickle, Dask), and modules pickle by reference where ContextVars cannot.
         "_daidai_m": _manager,
@@ -72,7 +79,9 @@ def _generated_wrapper(
     header: list[str] = []
     positional: list[str] = []  # passed positionally (positional-only parameters)
     keywords: list[str] = []
+    late_required: list[str] = []  # required, after an injected positional parameter
     seen_keyword_only = False
+    seen_injected = False
     for index, param in enumerate(signature.parameters.values()):
         name = param.name
         if param.kind is _P.KEYWORD_ONLY and not seen_keyword_only:
@@ -83,9 +92,13 @@ def _generated_wrapper(
             continue
         if name in params.injected:
             header.append(f"{name}=_daidai_unset")
+            seen_injected = True
         elif param.default is not _P.empty:
             namespace[f"_daidai_default_{index}"] = param.default
             header.append(f"{name}=_daidai_default_{index}")
+        elif seen_injected and not seen_keyword_only:
+            header.append(f"{name}=_daidai_required")
+            late_required.append(name)
         else:
             header.append(name)
         if param.kind is _P.POSITIONAL_ONLY:
@@ -99,10 +112,19 @@ def _generated_wrapper(
     var_keyword = next(
         (p.name for p in signature.parameters.values() if p.kind is _P.VAR_KEYWORD), None
     )
-    source = _render(component, header, positional, keywords, params, var_keyword)
+    source = _render(component, header, positional, keywords, params, var_keyword, late_required)
     exec(compile(source, f"<daidai wrapper of {component.name}>", "exec"), namespace)
     wrapper: Callable[..., Any] = namespace["wrapper"]
     return wrapper
+
+
+def _missing(component: Component, params: Parameters, name: str) -> TypeError:
+    """The error Python would raise for a missing argument, with what to do about it."""
+    before = next(n for n in params.positional if n in params.injected)
+    return TypeError(
+        f"{component.fn.__qualname__}() missing required argument {name!r}; the injected "
+        f"parameter {before!r} comes before it, so pass it by keyword: {name}=..."
+    )
 
 
 def _render(
@@ -112,6 +134,7 @@ def _render(
     keywords: list[str],
     params: Parameters,
     var_keyword: str | None,
+    late_required: list[str],
 ) -> str:
     injected = [n for n in keywords + positional if n in params.injected]
     # Warm path: every dependency is ready; an argument passed explicitly replaces its own.
@@ -125,19 +148,25 @@ def _render(
         ),
     ]
     extra = f", **{var_keyword}" if var_keyword else ""
+    if var_keyword:
+        fast_args.append(f"**{var_keyword}")
     explicit = ", ".join(f"{n!r}: {n}" for n in keywords if n not in params.injected)
     given = "".join(
         f"\n    if {n} is not _daidai_unset:\n        _daidai_kwargs[{n!r}] = {n}" for n in injected
     )
     call_positional = ", ".join(positional) + ("," if positional else "")
+    checks = "".join(
+        f"\n    if {n} is _daidai_required:\n        raise _daidai_missing({n!r})"
+        for n in late_required
+    )
     return f"""
-def wrapper({", ".join(header)}):
+def wrapper({", ".join(header)}):{checks}
     _daidai_manager = _daidai_m._current.get() or (
         _daidai_m._open[-1] if _daidai_m._open else _daidai_m._default_manager()
     )
     _daidai_ready = _daidai_manager._ready.get(_daidai_component)
     if _daidai_ready is not None:
-        return _daidai_fn({", ".join(fast_args)}{extra})
+        return _daidai_fn({", ".join(fast_args)})
     _daidai_kwargs = {{{explicit}}}{given}
     return _daidai_manager.call(
         _daidai_component, ({call_positional}), {{**_daidai_kwargs{extra}}}
