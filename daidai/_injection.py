@@ -105,6 +105,7 @@ def read_parameters(component: Component, *, defer: bool) -> Parameters | None:
     required: list[str] = []
     for param in signature.parameters.values():
         if param.kind in _VAR_KINDS:
+            _check_not_injected(component, param, hints.get(param.name, _NO_DEFAULT))
             continue
         found = _read_parameter(component, param, hints.get(param.name, _NO_DEFAULT))
         if found is None:
@@ -156,11 +157,8 @@ def _read_parameter(
     def fail(message: str) -> DeclarationError:
         return DeclarationError(message, component=owner.name, parameter=param.name)
 
-    base: Any = annotation
-    metadata: tuple[Any, ...] = ()
-    if typing.get_origin(annotation) is Annotated:
-        base, *rest = typing.get_args(annotation)
-        metadata = tuple(rest)
+    base, metadata = _split(annotation)
+    _check_no_plain_function(metadata, fail)
     if component_of(base) is not None:
         raise fail(
             f"{component_of(base)!r} is used as a type; "
@@ -186,6 +184,37 @@ def _read_parameter(
     target = component_of(marker)
     assert target is not None
     return _dependency(owner, param.name, target, options, fail)
+
+
+def _split(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    """`(base type, Annotated metadata)` of an annotation."""
+    if typing.get_origin(annotation) is Annotated:
+        base, *rest = typing.get_args(annotation)
+        return base, tuple(rest)
+    return annotation, ()
+
+
+def _check_no_plain_function(metadata: tuple[Any, ...], fail: Any) -> None:
+    # A plain function in `Annotated` is almost always a component whose `@artifact` was
+    # forgotten; ignoring it (as other libraries' metadata is ignored) would leave the
+    # parameter unfilled and fail later with a bare TypeError.
+    for item in metadata:
+        if inspect.isfunction(item) and component_of(item) is None:
+            raise fail(
+                f"{item.__qualname__} is a plain function, not a component; "
+                "decorate it with @artifact (or @predictor) to inject it"
+            )
+
+
+def _check_not_injected(owner: Component, param: inspect.Parameter, annotation: Any) -> None:
+    _, metadata = _split(annotation)
+    if any(isinstance(m, str) or component_of(m) or inspect.isfunction(m) for m in metadata):
+        stars = "*" if param.kind is inspect.Parameter.VAR_POSITIONAL else "**"
+        raise DeclarationError(
+            f"{stars}{param.name} cannot be injected; give the dependency its own parameter",
+            component=owner.name,
+            parameter=param.name,
+        )
 
 
 def _dependency(

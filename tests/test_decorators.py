@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import pickle
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import pytest
 
@@ -168,6 +168,10 @@ def test_a_predictor_can_be_injected_as_a_callable() -> None:
         assert quadruple(3) == 12
 
 
+def _opened(open_options: str) -> str:
+    return f"def f(x: Annotated[TextIO, 'mem://x', {{'open_options': {open_options}}}]): ..."
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
@@ -182,6 +186,17 @@ def test_a_predictor_can_be_injected_as_a_callable() -> None:
         ("def f(x: Annotated[bytes, 'mem://x', {'colour': 'red'}]): ...", "unknown file option"),
         ("def f(x: Annotated[bytes, 'mem://x', {'checksum': 'md5:00'}]): ...", "'checksum' must"),
         ("def f(x: Annotated[int, a], /): ...", "positional-only"),
+        ("def f(x: Annotated[int, 'mem://x', a]): ...", "two dependency markers"),
+        ("def f(x: Annotated[int, plain]): ...", "plain is a plain function, not a component"),
+        ("def f(x: Annotated[int, a, plain]): ...", "plain is a plain function"),
+        ("def f(x: Annotated[int, lambda: 1]): ...", "is a plain function"),
+        ("def f(*x: Annotated[int, a]): ...", r"\*x cannot be injected"),
+        ("def f(**x: Annotated[int, 'mem://x']): ...", r"\*\*x cannot be injected"),
+        (_opened("{'encoding': 'no-such-codec'}"), "unknown text encoding 'no-such-codec'"),
+        (_opened("{'encoding': 'rot13'}"), "unknown text encoding 'rot13'"),
+        (_opened("{'encoding': 8}"), "unknown text encoding 8"),
+        (_opened("{'errors': 'shrug'}"), "unknown error handler 'shrug'"),
+        (_opened("{'newline': 'x'}"), "'newline' in open_options must be one of"),
     ],
 )
 def test_declaration_mistakes_fail_when_the_decorator_runs(source: str, message: str) -> None:
@@ -193,11 +208,39 @@ def test_declaration_mistakes_fail_when_the_decorator_runs(source: str, message:
     def b() -> int:
         return 2
 
+    def plain() -> int:
+        return 3
+
     namespace: dict[str, Any] = {"Annotated": Annotated, "Path": Path, "a": a, "b": b}
+    namespace.update(plain=plain, TextIO=TextIO)
     exec(source, namespace)
     with pytest.raises(DeclarationError, match=message) as info:
         predictor(namespace["f"])
     assert info.value.component is not None and info.value.component.endswith("f")
+    assert info.value.parameter == "x"
+
+
+def test_valid_open_options_and_other_libraries_metadata_pass_the_decorator() -> None:
+    @artifact
+    def two() -> int:
+        return 2
+
+    class Doc:  # metadata of another library, as typer's or pydantic's
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    options = {"encoding": "latin-1", "errors": "replace", "newline": ""}
+
+    @predictor
+    def f(
+        x: Annotated[int, Doc("the input"), two],
+        text: Annotated[str, "mem://t.txt", {"open_options": options}] = "",
+        y: Annotated[int, Doc("plain")] = 1,
+    ) -> int:
+        return x + y
+
+    with ModelManager(overrides={}):
+        assert f(text="given") == 3
 
 
 def test_a_forward_reference_is_resolved_at_first_use() -> None:

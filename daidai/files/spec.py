@@ -6,6 +6,7 @@ It imports nothing heavy: fsspec loads only when a file is fetched.
 
 from __future__ import annotations
 
+import codecs
 import collections.abc
 import typing
 from dataclasses import dataclass, field
@@ -166,6 +167,7 @@ def make_spec(
     for key in ("storage_options", "open_options"):
         if not isinstance(options.get(key, {}), dict):
             raise fail(f"{key!r} must be a dict, got {options[key]!r}")
+    _check_open_options(options.get("open_options", {}), fail)
     force = options.get("force_download", False)
     if not isinstance(force, bool):
         raise fail(f"'force_download' must be true or false, got {force!r}")
@@ -181,6 +183,47 @@ def make_spec(
         force_download=force,
         checksum=checksum,
     )
+
+
+_NEWLINES = (None, "", "\n", "\r", "\r\n")
+
+
+def _check_open_options(open_options: dict[str, Any], fail: Any) -> None:
+    """Reject what `open()` would reject, now rather than at the first read."""
+    encoding = open_options.get("encoding", "utf-8")
+    if not _is_text_encoding(encoding):
+        raise fail(f"unknown text encoding {encoding!r} in open_options; use one such as 'utf-8'")
+    errors = open_options.get("errors", "strict")
+    if not _is_error_handler(errors):
+        raise fail(
+            f"unknown error handler {errors!r} in open_options; "
+            "use 'strict', 'replace', 'ignore' or another registered handler"
+        )
+    if open_options.get("newline") not in _NEWLINES:
+        raise fail(
+            f"'newline' in open_options must be one of {', '.join(map(repr, _NEWLINES))}, "
+            f"got {open_options['newline']!r}"
+        )
+
+
+def _is_text_encoding(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    try:
+        # What `open()` itself checks: rot13 and zlib are codecs, but not text encodings.
+        return bool(codecs.lookup(name)._is_text_encoding)
+    except LookupError:
+        return False
+
+
+def _is_error_handler(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    try:
+        codecs.lookup_error(name)
+    except LookupError:
+        return False
+    return True
 
 
 def _check_checksum(value: Any, fail: Any) -> str:
