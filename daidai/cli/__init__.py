@@ -33,11 +33,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def _run_app(args: list[str]) -> int:
-    from daidai.cli._errors import guarded
+    from daidai.cli._errors import guarded, stop_on_sigterm
 
     def call() -> object:
         from daidai.cli._app import app
 
         return app(args=args, prog_name="daidai", standalone_mode=False)
 
+    stop_on_sigterm()
     return guarded(call)

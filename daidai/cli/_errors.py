@@ -12,9 +12,44 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["UsageProblem", "exit_code_of", "guarded", "message_of", "state"]
+__all__ = [
+    "Terminated",
+    "UsageProblem",
+    "exit_code_of",
+    "guarded",
+    "message_of",
+    "state",
+    "stop_on_sigterm",
+]
 
-OK, ERROR, USAGE, INTEGRITY, INTERRUPTED = 0, 1, 2, 3, 130
+OK, ERROR, USAGE, INTEGRITY, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM (`timeout`, `docker stop`, Kubernetes) arrived.
+
+    A `BaseException`, like Ctrl-C's interrupt, so every path that cleans up after Ctrl-C
+    (cut downloads, staging folders removed, no lockfile written) does the same for it;
+    not a `KeyboardInterrupt`, which click turns into a silent exit 130.
+    """
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise `Terminated` in the main thread, as SIGINT raises its interrupt.
+
+    Python's default for SIGTERM is to die on the spot, leaving staging folders and
+    half-written files behind; raising lets `finally` blocks run.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 class UsageProblem(Exception):
@@ -55,6 +90,8 @@ def exit_code_of(exc: BaseException) -> int:
     """The exit code for an exception reaching the command line."""
     from daidai.errors import IntegrityError
 
+    if isinstance(exc, Terminated):
+        return TERMINATED
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED
     if isinstance(exc, IntegrityError):
@@ -73,7 +110,9 @@ def message_of(exc: BaseException) -> str:
 
     from daidai.errors import DaidaiError
 
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, Terminated):
+        text = "terminated (SIGTERM)"
+    elif isinstance(exc, KeyboardInterrupt):
         text = "interrupted"
     elif isinstance(exc, typer.Abort):
         text = "aborted"
