@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from daidai._component import Component
     from daidai._settings import Settings
 
-__all__ = ["load_predictor", "load_targets", "split_target"]
+__all__ = ["load_predictor", "load_targets", "split_target", "user_output_to_stderr"]
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -65,7 +67,9 @@ def load_predictor(target: str, *, settings: Settings) -> Any:
             hint="daidai run",
         )
     _add_import_paths(settings)
-    obj, component = _attribute(target, import_module(module_name, target=target), attr)
+    with user_output_to_stderr():
+        module = import_module(module_name, target=target)
+    obj, component = _attribute(target, module, attr)
     if component.is_artifact:
         raise TargetError(
             f"is an artifact, not a predictor; `daidai run` runs predictors"
@@ -73,6 +77,30 @@ def load_predictor(target: str, *, settings: Settings) -> Any:
             target=target,
         )
     return obj
+
+
+@contextlib.contextmanager
+def user_output_to_stderr() -> Iterator[None]:
+    """Send what user code prints to stderr while it runs, keeping stdout for our output.
+
+    A module that prints at import would otherwise corrupt `graph --format json` and every
+    `--json` document. Redirected at the descriptor too, so `os.write(1, ...)` and C
+    extensions printing from their own code land on stderr as well.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no real descriptor 1 (an embedding host): Python-level only
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def import_module(spec: str, *, target: str) -> ModuleType:
@@ -146,7 +174,8 @@ def _add_import_paths(settings: Settings) -> None:
 
 def _components(target: str) -> list[Component]:
     module_name, attr = split_target(target)
-    module = import_module(module_name, target=target)
+    with user_output_to_stderr():
+        module = import_module(module_name, target=target)
     if attr is not None:
         return [_attribute(target, module, attr)[1]]
     found = _module_components(module.__name__, module)

@@ -7,6 +7,7 @@ JSON value. `--help` after the target lists them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import inspect
@@ -42,7 +43,7 @@ def run(
     MODULE:PREDICTOR --help`). Prints the result: text as is, anything else as JSON."""
     from daidai._project import run_predictor
     from daidai._settings import load_settings
-    from daidai.cli._targets import load_predictor
+    from daidai.cli._targets import load_predictor, user_output_to_stderr
 
     if target is None or target in ("--help", "-h"):
         if target is not None or any(a in ("--help", "-h") for a in ctx.args):
@@ -53,7 +54,10 @@ def run(
     kwargs = _parse_options(fn, target, list(ctx.args))
     if kwargs is None:
         return  # --help was shown
-    _print_result(run_predictor(fn, kwargs), as_json=json_)
+    # With --json stdout carries one document: what the predictor prints goes to stderr.
+    with user_output_to_stderr() if json_ else contextlib.nullcontext():
+        result = run_predictor(fn, kwargs)
+    _print_result(result, as_json=json_)
 
 
 def _parse_options(fn: Any, target: str, args: list[str]) -> dict[str, Any] | None:
