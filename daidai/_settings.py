@@ -24,7 +24,7 @@ _FALSE = ("0", "false", "no", "off", "")
 # key -> (accepted types, description for error messages)
 _KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "modules": ((list,), "a list of module names"),
-    "cache_dir": ((str,), "a folder path"),
+    "cache_dir": ((str,), "a folder path, relative to this file"),
     "lockfile": ((str,), "a file path, relative to this file"),
     "default_cache_strategy": ((str,), "one of " + ", ".join(STRATEGIES)),
     "jobs": ((int,), "a positive integer"),
@@ -106,7 +106,10 @@ def load_settings(
     base = config_file.parent if config_file else (start or Path.cwd()).resolve()
     env = _read_env()
 
-    resolved_cache = cache_dir or env.get("cache_dir") or data.get("cache_dir")
+    resolved_cache = cache_dir or env.get("cache_dir")
+    if resolved_cache is None and "cache_dir" in data:
+        # Relative to the file, like `lockfile`: the same folder from every subfolder.
+        resolved_cache = base / Path(data["cache_dir"]).expanduser()
     if resolved_cache is None:
         import platformdirs  # only when the cache is used: keeps `import daidai` light
 
