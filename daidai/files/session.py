@@ -31,6 +31,11 @@ __all__ = ["FileSession"]
 logger = logging.getLogger(__name__)
 
 _TEMP_PREFIX = "daidai-tmp-"
+# (uri, checksum) pairs this process has handed out: each is logged once at INFO, so the
+# logs of a fleet show which version every worker serves. A forked worker starts afresh.
+_announced: set[tuple[str, str]] = set()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_announced.clear)
 
 
 class FileSession:
@@ -108,6 +113,7 @@ class FileSession:
             force = spec.force_download and key not in self._forced
             self._forced.add(key)
         result = fetch(_with_force(request, force), settings=self.settings)
+        _announce(result, "cache" if not result.downloaded else "download")
         return self._from_result(result, spec, request)
 
     def _on_disk_temporary(self, spec: FileSpec, request: FetchRequest) -> Any:
@@ -117,6 +123,7 @@ class FileSession:
             if result is None or not result.path.exists():
                 result = download(request, self._temp_folder(), settings=self.settings)
                 self._temporary[key] = result
+                _announce(result, "temporary download")
         return self._from_result(result, spec, request)
 
     def _in_memory(self, spec: FileSpec, request: FetchRequest) -> Any:
@@ -191,6 +198,13 @@ class FileSession:
                 self._temp_dir = path
                 _remove_at_exit(path)
             return self._temp_dir
+
+
+def _announce(result: FetchResult, source: str) -> None:
+    if (result.uri, result.checksum) in _announced:
+        return
+    _announced.add((result.uri, result.checksum))
+    logger.info("using %s %s (from %s, %d bytes)", result.uri, result.checksum, source, result.size)
 
 
 def _with_force(request: FetchRequest, force: bool) -> FetchRequest:
