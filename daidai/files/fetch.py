@@ -117,6 +117,10 @@ class FetchResult:
     path: Path
     downloaded: bool
 
+    def __post_init__(self) -> None:
+        # What `daidai fetch` reports and pins: credentials never reach the lockfile.
+        object.__setattr__(self, "uri", layout.strip_credentials(self.uri))
+
     def lock_entry(self) -> LockEntry:
         """The lockfile entry pinning this content."""
         return LockEntry(
@@ -539,7 +543,7 @@ def _bind_progress(
 
 def _ref(uri: str, content: Content, options: Mapping[str, Any], modified: float) -> layout.Ref:
     return layout.Ref(
-        uri=uri,
+        uri=layout.strip_credentials(uri),
         checksum=content.checksum,
         size=content.size,
         kind=content.kind,

@@ -56,6 +56,7 @@ __all__ = [
     "scan",
     "source_name",
     "split_uri",
+    "strip_credentials",
     "version_dir",
     "write_ref",
 ]
@@ -67,7 +68,10 @@ LAST_USED_FILE = ".last-used"
 TMP_PREFIX = ".tmp-"
 VERSION_PREFIX = "sha256-"
 MAX_NAME_BYTES = 160  # well under the 255-byte limit of common filesystems, room for suffixes
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {"http": 80, "https": 443}  # also the protocols whose host has no case
+# Protocols whose `user:password@` before the host is a credential, not part of the name;
+# elsewhere an `@` names things (`github://org:repo@ref/`, `abfs://container@account/`).
+_CREDENTIAL_PROTOCOLS = frozenset({"http", "https", "ftp", "sftp", "ssh", "smb", "webdav"})
 # Storage options that select *which* server answers (not who asks): two S3 endpoints
 # must not share entries, while credentials must never reach the disk.
 _ENDPOINT_KEYS = ("endpoint_url", "endpoint", "account_name", "account_url", "project")
@@ -192,14 +196,35 @@ class CacheReport:
 def identity(uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """The canonical identity of a source: protocol, host, port, path, query and endpoint.
 
-    Local paths become absolute `file://` identities. Scheme and host are case-folded and
-    default ports dropped; the path keeps its case and encoding, since servers may not.
+    Local paths become absolute `file://` identities. Only what names no other file is
+    folded: the scheme's case, an HTTP(S) host's case and default port, and credentials.
+    Everything else keeps its case and encoding (`memory://M/x` and `memory://m/x`, or two
+    archive members differing in case, are two files).
     """
-    protocol, host, path, query = split_uri(uri)
+    protocol, host, path, query = split_uri(strip_credentials(uri))
     if protocol in ("file", "local"):
         protocol, path = "file", os.path.abspath(host + path if host else path or "/")
         host = ""
     return json.dumps([protocol, host, path, query, endpoint_of(storage_options)])
+
+
+def strip_credentials(uri: str) -> str:
+    """`uri` without the `user:password@` of protocols that carry credentials there, in
+    every link of a chain (`zip://m::https://user:token@host/a.zip`); else unchanged.
+
+    What it returns is what daidai writes down (cache records, the lockfile).
+    """
+    if "@" not in uri:
+        return uri  # the common case costs one scan
+    return "::".join(_strip_link(link) for link in uri.split("::"))
+
+
+def _strip_link(link: str) -> str:
+    scheme, sep, rest = link.partition("://")
+    if not sep or scheme.lower() not in _CREDENTIAL_PROTOCOLS:
+        return link
+    netloc, slash, tail = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{tail}"
 
 
 def split_uri(uri: str) -> tuple[str, str, str, str]:
@@ -214,7 +239,11 @@ def split_uri(uri: str) -> tuple[str, str, str, str]:
     netloc, slash, tail = rest.partition("/")
     path, _, query = (slash + tail).partition("?")
     protocol = scheme.lower()
-    return protocol, _host(protocol, netloc.rpartition("@")[2]), path, query
+    if protocol in _CREDENTIAL_PROTOCOLS:
+        netloc = netloc.rpartition("@")[2]
+    if protocol not in _DEFAULT_PORTS:
+        return protocol, netloc, path, query  # a bucket, a repository, a member: as written
+    return protocol, _host(protocol, netloc), path, query
 
 
 def _host(protocol: str, netloc: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from daidai.errors import LockfileError
 from daidai.files._process import is_alive
 from daidai.files.hashing import is_checksum
+from daidai.files.layout import strip_credentials
 
 __all__ = ["LOCKFILE_VERSION", "LockEntry", "Lockfile", "dumps", "read_lockfile", "write_lockfile"]
 
@@ -53,6 +54,10 @@ class LockEntry:
     kind: str = "file"
     nfiles: int | None = None
 
+    def __post_init__(self) -> None:
+        # Credentials never reach the lockfile (SPEC §2), whatever URI the entry came from.
+        object.__setattr__(self, "uri", strip_credentials(self.uri))
+
     def to_toml(self) -> dict[str, Any]:
         """The table written for this entry, in a fixed key order."""
         table: dict[str, Any] = {"uri": self.uri, "checksum": self.checksum, "size": self.size}
@@ -77,8 +82,11 @@ class Lockfile:
     path: Path
     entries: Mapping[str, LockEntry]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", _Entries(self.entries))
+
     def get(self, uri: str) -> LockEntry | None:
-        """The entry pinning `uri`, if any."""
+        """The entry pinning `uri` (credentials in it aside), if any."""
         return self.entries.get(uri)
 
     def __contains__(self, uri: object) -> bool:
@@ -86,6 +94,19 @@ class Lockfile:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+class _Entries(dict[str, LockEntry]):
+    """Entries by URI, looked up as written: a URI with credentials finds its entry."""
+
+    def __getitem__(self, uri: str) -> LockEntry:
+        return super().__getitem__(strip_credentials(uri))
+
+    def __contains__(self, uri: object) -> bool:
+        return super().__contains__(strip_credentials(uri) if isinstance(uri, str) else uri)
+
+    def get(self, uri: str, default: Any = None) -> Any:
+        return super().get(strip_credentials(uri), default)
 
 
 def read_lockfile(path: str | os.PathLike[str], *, missing_ok: bool = True) -> Lockfile:
