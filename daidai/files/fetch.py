@@ -257,7 +257,9 @@ def finish(
         with cache_errors(miss.origin, needed=content.size):
             _rename_dir(miss.staging, target, content, name)
             modified = _shape(target / name)[2]
-            layout.write_ref(miss.entry, _ref(miss.request.uri, content, miss.options, modified))
+            ref = _ref(miss.request.uri, content, miss.options, modified)
+            # Under the entry's lock: the version this one replaces keeps its record.
+            layout.write_ref(miss.entry, ref.succeeding(layout.read_ref(miss.entry)))
         return _result(miss.request.uri, content, target / name, downloaded=True)
     except BaseException:
         shutil.rmtree(miss.staging, ignore_errors=True)
@@ -280,7 +282,7 @@ def download(
     """
     options = options_for(request.uri, settings, request.storage_options)
     origin = Origin(request.uri, request.component, request.parameter, options)
-    _require_online(request, settings, origin)
+    _require_online(request, settings, origin, searched=False)
     with cache_errors(origin):
         staging = layout.new_staging_dir(folder)
     try:
@@ -357,8 +359,9 @@ def _lookup(entry: Path, request: FetchRequest) -> FetchResult | None:
     path = layout.content_path(entry, request.checksum, request.uri)
     if path is None:
         return None
-    if ref is not None and ref.checksum == request.checksum:
-        return _from_ref(ref, request.uri, path) if _trusted(path, ref) else None
+    record = ref.record_of(request.checksum) if ref is not None else None
+    if record is not None:  # the current version, or an older one whose record is kept
+        return _from_ref(record, request.uri, path) if _trusted(path, record) else None
     return _from_disk(request.uri, request.checksum, path)
 
 
@@ -424,13 +427,24 @@ def _from_disk(uri: str, checksum: str, path: Path) -> FetchResult | None:
     return FetchResult(uri, checksum, sum(sizes), "directory", len(sizes), None, None, path, False)
 
 
-def _require_online(request: FetchRequest, settings: Settings, origin: Origin) -> None:
+def _require_online(
+    request: FetchRequest, settings: Settings, origin: Origin, *, searched: bool = True
+) -> None:
     if settings.offline and protocol_of(request.uri) not in LOCAL_PROTOCOLS:
+        if not searched:  # on_disk_temporary never looks in the cache
+            raise origin.error(
+                OfflineError,
+                "offline mode is on (DAIDAI_OFFLINE) and on_disk_temporary downloads the "
+                "file each time; use cache_strategy='on_disk' and run `daidai fetch` first",
+            )
         wanted = f"version {request.checksum}" if request.checksum else "file"
+        # Naming the folder tells a wrong HOME or DAIDAI_CACHE_DIR (an image built as root,
+        # run as another user) from a missing `daidai fetch`.
         raise origin.error(
             OfflineError,
-            f"the {wanted} is not in the cache and offline mode is on (DAIDAI_OFFLINE); "
-            "run `daidai fetch` with network access first",
+            f"the {wanted} is not in the cache at {settings.cache_dir} and offline mode is "
+            "on (DAIDAI_OFFLINE); run `daidai fetch` with network access first, into that "
+            "cache folder (DAIDAI_CACHE_DIR or cache_dir in daidai.toml)",
         )
 
 

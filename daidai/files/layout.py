@@ -30,7 +30,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -75,6 +75,7 @@ _CREDENTIAL_PROTOCOLS = frozenset({"http", "https", "ftp", "sftp", "ssh", "smb",
 # Storage options that select *which* server answers (not who asks): two S3 endpoints
 # must not share entries, while credentials must never reach the disk.
 _ENDPOINT_KEYS = ("endpoint_url", "endpoint", "account_name", "account_url", "project")
+MAX_OLDER_RECORDS = 16  # versions beyond that are rare; an unrecorded one is hashed once per use
 _TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by daidai.\n"
@@ -98,6 +99,9 @@ class Ref:
         endpoint: the non-secret endpoint identity (e.g. an S3 `endpoint_url`), if any.
         mtime: modification time of the content when it was hashed (the newest file's, for
             a directory); content modified since is hashed again before a hit uses it.
+        older: the records of versions that were current before, newest first (the same
+            fields but `uri` and `older`), so a pinned version that is no longer the
+            newest is trusted by its record, not hashed on each use.
     """
 
     uri: str
@@ -110,6 +114,35 @@ class Ref:
     fetched_at: float = 0.0
     endpoint: str | None = None
     mtime: float | None = None
+    older: tuple[dict[str, Any], ...] = ()
+
+    def record_of(self, checksum: str) -> Ref | None:
+        """The record of the version with this checksum, if this ref keeps one."""
+        if checksum == self.checksum:
+            return self
+        for record in self.older:
+            if isinstance(record, dict) and record.get("checksum") == checksum:
+                with contextlib.suppress(TypeError, ValueError):
+                    fields = {k: v for k, v in record.items() if k in _RECORD_FIELDS}
+                    return Ref(uri=self.uri, **fields)
+        return None
+
+    def succeeding(self, previous: Ref | None) -> Ref:
+        """This ref, keeping the records of `previous` and of the versions before it."""
+        if previous is None:
+            return self
+        mine = {k: v for k, v in asdict(previous).items() if k in _RECORD_FIELDS}
+        records = [mine, *(r for r in previous.older if isinstance(r, dict))]
+        seen: set[object] = {self.checksum}
+        kept: list[dict[str, Any]] = []
+        for record in records:
+            if record.get("checksum") not in seen and len(kept) < MAX_OLDER_RECORDS:
+                seen.add(record.get("checksum"))
+                kept.append(record)
+        return replace(self, older=tuple(kept))
+
+
+_RECORD_FIELDS = frozenset(Ref.__dataclass_fields__) - {"uri", "older"}
 
 
 @dataclass(frozen=True)
@@ -349,7 +382,9 @@ def read_ref(entry: Path) -> Ref | None:
         data = json.loads((entry / REF_FILE).read_text(encoding="utf-8"))
         if not isinstance(data.get("uri"), str) or not isinstance(data.get("size"), int):
             return None
-        ref = Ref(**{k: data[k] for k in Ref.__dataclass_fields__ if k in data})
+        fields = {k: data[k] for k in Ref.__dataclass_fields__ if k in data}
+        older = fields.pop("older", ())
+        ref = Ref(**fields, older=tuple(r for r in older if isinstance(r, dict)))
         version_dir(entry, ref.checksum)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
