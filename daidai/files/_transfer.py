@@ -214,6 +214,14 @@ class MappedReader(io.RawIOBase):
         view[: len(data)] = data
         return len(data)
 
+    def readall(self) -> bytes:
+        # RawIOBase.readall reads 8 KiB at a time: one ranged GET each from an object store
+        # (`read()` of a 3 MiB BinaryIO from SeaweedFS: 2.8 s, against 0.05 s in chunks).
+        out = bytearray()
+        while chunk := self.read(CHUNK_SIZE):
+            out += chunk
+        return bytes(out)
+
     def close(self) -> None:
         if not self.closed:
             with source_errors(self._origin):

@@ -133,16 +133,19 @@ class FileSession:
             if data is None:
                 data = _readers.read_all(request, self.settings)
                 self._memory[key] = data
-        return _readers.from_bytes(data, spec.type, spec.open_options)
+        return _readers.from_bytes(data, spec.type, spec.open_options, _readers.origin_of(request))
 
     def _in_memory_stream(self, spec: FileSpec, request: FetchRequest) -> Any:
         stream = _readers.open_stream(request, self.settings)
-        return _readers.from_stream(stream, spec.type, spec.open_options)
+        return _readers.from_stream(
+            stream, spec.type, spec.open_options, _readers.origin_of(request)
+        )
 
     def _no_cache(self, spec: FileSpec, request: FetchRequest) -> Any:
         if spec.type in (FileType.STR, FileType.BYTES):
             data = _readers.read_all(request, self.settings)
-            return _readers.from_bytes(data, spec.type, spec.open_options)
+            origin = _readers.origin_of(request)
+            return _readers.from_bytes(data, spec.type, spec.open_options, origin)
         return self._in_memory_stream(spec, request)
 
     # -- helpers ----------------------------------------------------------------------
@@ -154,7 +157,8 @@ class FileSession:
                 component=request.component,
                 parameter=request.parameter,
             )
-        return _readers.from_path(result.path, spec.type, spec.open_options)
+        origin = _readers.origin_of(request)
+        return _readers.from_path(result.path, spec.type, spec.open_options, origin)
 
     def _track(self, value: Any) -> Any:
         if hasattr(value, "close") and not isinstance(value, (bytes, str, Path)):
