@@ -60,6 +60,10 @@ CASES = [
     (lambda: wrapped(ConnectionRefusedError(111, "x"), FileNotFoundError("x")), FileFetchError),
     (lambda: wrapped(refused(), FileNotFoundError("x")), FileFetchError),
     (lambda: aiohttp_status(500), FileFetchError),
+    # fsspec's HTTP `info` raises FileNotFoundError from a 500 as from a 404.
+    (lambda: wrapped(aiohttp_status(500), FileNotFoundError("x")), FileFetchError),
+    (lambda: wrapped(aiohttp_status(429), FileNotFoundError("x")), FileFetchError),
+    (lambda: wrapped(botocore_code("SlowDown"), FileNotFoundError("x")), FileFetchError),
     (lambda: TimeoutError(), FileFetchError),
     (lambda: ImportError("Install s3fs to access S3"), FileFetchError),
     (lambda: ValueError("Protocol not known: zz"), FileFetchError),

@@ -27,6 +27,7 @@ from daidai.errors import (
 
 __all__ = [
     "LOCAL_PROTOCOLS",
+    "DirectoryListing",
     "Origin",
     "SourceInfo",
     "cache_errors",
@@ -53,6 +54,19 @@ _CONNECTION_NAMES = {
     "ConnectTimeoutError",
     "ReadTimeoutError",
     "TimeoutError",
+}
+# Answers that say "try again later": never "not found", whatever error fsspec wraps them
+# in (its HTTP `info` raises FileNotFoundError from a 500 as from a 404).
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_RETRY_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+    "TooManyRequests",
 }
 _SECRET_KEY = re.compile(r"key|secret|token|password|credential|connection_string|sas", re.I)
 _FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -100,6 +114,21 @@ class SourceInfo:
     version_id: str | None
 
 
+class DirectoryListing(IsADirectoryError):
+    """An HTTP URI answered with a directory listing (an HTML page for a folder)."""
+
+
+def refuse_listing(url: str, content_type: str | None) -> None:
+    """Raise `DirectoryListing` when an HTTP answer is a listing rather than a file.
+
+    A listing is HTML served for a URL ending in `/` (nginx and Apache redirect `/dir` to
+    `/dir/`): cached as a file, a loader would get the HTML page instead of the folder.
+    """
+    html = (content_type or "").partition(";")[0].strip().lower() == "text/html"
+    if html and url.partition("?")[0].endswith("/"):
+        raise DirectoryListing(f"{url} is an HTML index page")
+
+
 def protocol_of(uri: str) -> str:
     """The fsspec protocol of a URI (`file` for plain paths, the last one for chains)."""
     head = uri.rsplit("::", 1)[-1]
@@ -130,6 +159,8 @@ def filesystem(uri: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
 def stat_source(fs: Any, path: str) -> SourceInfo:
     """Ask the source for size, kind and identity (one request for remote sources)."""
     info = fs.info(path)
+    if "url" in info and _protocols(fs) & {"http", "https"}:
+        refuse_listing(str(info["url"]), info.get("mimetype"))
     kind = "directory" if info.get("type") == "directory" else "file"
     size = info.get("size")
     etag = info.get("ETag") or info.get("etag") or info.get("Etag")
@@ -237,6 +268,7 @@ async def _open_http(fs: Any, path: str, whole_below: int) -> Opened:
     response = await session.get(fs.encode_url(path), **fs.kwargs).__aenter__()
     try:
         fs._raise_not_found_for_status(response, path)
+        refuse_listing(str(response.url), response.headers.get("Content-Type"))
         info = _http_info(response.headers, path)
     except BaseException:
         response.close()
@@ -408,6 +440,15 @@ def map_source_error(exc: BaseException, origin: Origin) -> FileError:
     if kind == "connection":
         message = f"cannot reach the source ({detail}); check the address and the network"
         return origin.error(FileFetchError, message)
+    if kind == "server":
+        message = f"the server failed or is throttling ({detail}); retry later"
+        return origin.error(FileFetchError, message)
+    if kind == "listing":
+        message = (
+            f"the server answers with a directory listing, not a file ({detail}); daidai "
+            "does not fetch HTTP folders: declare each file's URI"
+        )
+        return origin.error(FileFetchError, message)
     if kind == "missing":
         return origin.error(
             SourceNotFoundError, f"not found at the source ({detail}); check the URI"
@@ -440,8 +481,14 @@ def _classify(exc: BaseException) -> str | None:
             return "denied"
         if isinstance(err, ConnectionError) or names & _CONNECTION_NAMES:
             return "connection"
+        if (status is not None and status >= 500) or status in _RETRY_STATUSES:
+            return "server"
+        if code in _RETRY_CODES:
+            return "server"
     for err in chain:
         status, code = _status_of(err)
+        if isinstance(err, DirectoryListing):
+            return "listing"
         if isinstance(err, FileNotFoundError) or status in (404, 410) or code in _NOT_FOUND_CODES:
             return "missing"
         if isinstance(err, PermissionError):
