@@ -402,17 +402,20 @@ class _Chunks(io.RawIOBase):
         return data
 
 
-def list_directory(fs: Any, path: str) -> list[tuple[str, str, int]]:
-    """Every file under a directory or prefix: `(relative posix path, full path, size)`."""
+def list_directory(fs: Any, path: str) -> tuple[list[tuple[str, str, int]], list[str]]:
+    """Every file under a directory or prefix, `(relative posix path, full path, size)`,
+    and every folder under it (relative posix paths), empty ones included."""
     root = path.rstrip("/")
-    found = fs.find(root, detail=True, withdirs=False)
-    files = []
+    found = fs.find(root, detail=True, withdirs=True)
+    files, folders = [], []
     for full, info in sorted(found.items()):
-        if info.get("type") == "directory":
-            continue
         rel = full[len(root) :].lstrip("/") if full.startswith(root) else full.rsplit("/", 1)[-1]
+        if info.get("type") == "directory":
+            if rel:
+                folders.append(rel)
+            continue
         files.append((rel, full, int(info.get("size") or 0)))
-    return files
+    return files, folders
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from daidai.errors import FileFetchError
-from daidai.files import layout
 from daidai.files._source import (
     Origin,
     SourceInfo,
@@ -71,24 +70,44 @@ def copy_file(
 
 
 def copy_directory(
-    fs: Any, files: list[tuple[str, str, int]], dest: Path, origin: Origin, progress: Progress
+    fs: Any,
+    files: list[tuple[str, str, int]],
+    folders: list[str],
+    dest: Path,
+    origin: Origin,
+    progress: Progress,
 ) -> Content:
-    """Stream every file of a directory under `dest`, keeping (sanitized) relative paths."""
+    """Stream every file of a directory under `dest`, keeping relative paths exactly, and
+    create its folders (empty ones included)."""
     total = sum(size for _, _, size in files)
     listing, done = [], 0
+    with cache_errors(origin, needed=total):
+        dest.mkdir(parents=True, exist_ok=True)
+        for rel in folders:
+            (dest / _stored_name(rel, origin)).mkdir(parents=True, exist_ok=True)
     for rel, full, size in files:
-        safe_rel = "/".join(layout.safe_name(part) for part in rel.split("/") if part)
-        target = dest / safe_rel
+        target = dest / _stored_name(rel, origin)
         with cache_errors(origin, needed=total - done):
             target.parent.mkdir(parents=True, exist_ok=True)
         info = SourceInfo(full, "file", size, None, None)
         sub = copy_file(fs, info, target, origin, _offset(progress, done, total), CHUNK_SIZE)
-        listing.append((safe_rel, sub.checksum, sub.size))
+        listing.append((rel, sub.checksum, sub.size))
         done += sub.size
-    if not files:
-        with cache_errors(origin):
-            dest.mkdir(parents=True, exist_ok=True)
     return Content(hash_listing(listing), done, "directory", len(listing), None, None)
+
+
+def _stored_name(rel: str, origin: Origin) -> str:
+    """`rel` as it is stored: exactly as the source names it (dots, `#`, `&`, spaces,
+    unicode: loaders skip `.crc` files by their leading dot), or an error naming it when
+    it cannot be one path inside the folder."""
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in parts):
+        raise origin.error(
+            FileFetchError,
+            f"the folder holds a name that cannot be stored safely: {rel!r} (an empty, '.' "
+            "or '..' segment, a backslash or a NUL); rename it at the source",
+        )
+    return rel
 
 
 def _offset(progress: Progress, base: int, total: int) -> Progress:

@@ -532,8 +532,8 @@ def _copy_source(
         info, src = opened.info, opened.src
     if info.kind == "directory":
         with source_errors(origin):
-            files = list_directory(fs, path)
-        content = copy_directory(fs, files, staging / name, origin, progress)
+            files, folders = list_directory(fs, path)
+        content = copy_directory(fs, files, folders, staging / name, origin, progress)
     else:
         content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
     if request.checksum and content.checksum != request.checksum:
