@@ -1,8 +1,9 @@
-"""Cache maintenance behind `daidai verify` and `daidai cache ls|prune|clear`.
+"""Cache maintenance behind `daidai verify` and `daidai cache ls|prune|clear|rm`.
 
-Destructive operations plan first, then act: `plan_prune` and `plan_clear` return a frozen
-`CachePlan` built from one scan; `apply_plan` deletes exactly what it lists. Nothing here
-imports user code: the lockfile and `daidai.toml` say what is pinned and how to reach it.
+Destructive operations plan first, then act: `plan_prune`, `plan_clear` and `plan_rm`
+return a frozen `CachePlan` built from one scan; `apply_plan` deletes what it lists, except
+what a live process started to use since (`daidai._sharing`). Nothing here imports user
+code: the lockfiles and `daidai.toml` say what is pinned and how to reach it.
 """
 
 from __future__ import annotations
@@ -10,27 +11,33 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daidai.files import layout
+from daidai import _sharing
+from daidai._sharing import Skipped
+from daidai.files import in_use, layout
 
 if TYPE_CHECKING:
     from daidai._settings import Settings
     from daidai.files.fetch import ProgressCallback
-    from daidai.files.lockfile import LockEntry, Lockfile
+    from daidai.files.lockfile import LockEntry
 
 __all__ = [
+    "Applied",
     "CachePlan",
     "Listing",
     "ListedEntry",
+    "Skipped",
+    "Staging",
     "VerifiedFile",
     "VerifyReport",
     "apply_plan",
     "list_cache",
     "plan_clear",
     "plan_prune",
+    "plan_rm",
     "verify",
 ]
 
@@ -85,7 +92,7 @@ class ListedEntry:
         uri: the source URI (None if the entry's record is unreadable).
         size: bytes on disk, partial downloads included.
         last_used: seconds since the epoch.
-        locked: whether the lockfile pins this URI.
+        locked: whether a registered lockfile pins one of its versions.
         key: the entry key.
         path: the entry folder.
         versions: complete versions on disk.
@@ -103,16 +110,34 @@ class ListedEntry:
 
 
 @dataclass(frozen=True)
+class Staging:
+    """A first download of a source, still running or left by a killed process: an entry
+    with no version and no record yet, so its URI is unknown (`cache ls` counts these
+    apart from the entries).
+
+    Attributes:
+        path: the entry folder.
+        size: bytes written so far.
+        in_progress: whether a process is downloading into it now.
+    """
+
+    path: Path
+    size: int
+    in_progress: bool
+
+
+@dataclass(frozen=True)
 class Listing:
     """The cache as `cache ls` shows it."""
 
     cache_dir: Path
     entries: tuple[ListedEntry, ...]
+    staging: tuple[Staging, ...] = ()
 
     @property
     def total_size(self) -> int:
-        """Bytes used by every entry."""
-        return sum(e.size for e in self.entries)
+        """Bytes used by every entry and staging folder."""
+        return sum(e.size for e in self.entries) + sum(s.size for s in self.staging)
 
 
 @dataclass(frozen=True)
@@ -126,6 +151,8 @@ class CachePlan:
         partials: leftover partial downloads to delete.
         kept_size: bytes that stay once the plan is applied.
         notes: remarks for the user (a size goal out of reach, downloads in progress).
+        skipped: what the plan leaves in place although asked: versions in use by a
+            live process, entries a download is writing to.
     """
 
     cache_dir: Path
@@ -134,6 +161,7 @@ class CachePlan:
     partials: tuple[layout.Partial, ...] = ()
     kept_size: int = 0
     notes: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def freed_size(self) -> int:
@@ -148,6 +176,19 @@ class CachePlan:
     def empty(self) -> bool:
         """Whether the plan deletes nothing."""
         return not (self.entries or self.versions or self.partials)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply_plan` did.
+
+    Attributes:
+        freed: bytes deleted.
+        skipped: what a live process started to use (or download into) since the plan.
+    """
+
+    freed: int
+    skipped: tuple[Skipped, ...]
 
 
 def verify(
@@ -178,14 +219,21 @@ def verify(
 
 
 def list_cache(*, settings: Settings) -> Listing:
-    """List the cache's entries, sorted by URI, each marked locked or not.
+    """List the cache's entries, sorted by URI, each marked locked (pinned by a registered
+    lockfile) or not; first downloads not finished yet are counted apart.
 
     Raises:
-        LockfileError: the lockfile is malformed.
+        LockfileError: a lockfile is malformed.
     """
-    lock = _lock(settings)
+    pins = _sharing.pins(settings)
     report = layout.scan(settings.cache_dir)
-    return Listing(settings.cache_dir, tuple(_listed(e, lock) for e in report.entries))
+    listed = tuple(_listed(e, pins) for e in report.entries if not _only_staging(e))
+    staging = tuple(
+        Staging(e.path, e.size, in_use.download_running(e.path))
+        for e in report.entries
+        if _only_staging(e)
+    )
+    return Listing(settings.cache_dir, listed, staging)
 
 
 def plan_prune(
@@ -194,12 +242,14 @@ def plan_prune(
     older_than: float | None = None,
     max_size: int | None = None,
     include_locked: bool = False,
+    project_only: bool = False,
     now: float | None = None,
 ) -> CachePlan:
     """Plan evictions, least recently used first; never a locked entry unless asked.
 
-    With no criteria, everything the lockfile does not pin goes: unlocked entries and old
-    versions of locked ones. Leftover partial downloads always go.
+    With no criteria, everything no registered lockfile pins goes: unlocked entries and
+    old versions of locked ones. Leftover partial downloads always go. Never a version a
+    live process uses, nor an entry a download is writing to (`CachePlan.skipped`).
 
     Args:
         settings: the settings in force.
@@ -207,23 +257,26 @@ def plan_prune(
         max_size: then evict least recently used entries until the cache fits in this
             many bytes.
         include_locked: locked entries may be evicted too.
+        project_only: go by the current project's lockfile only (`--project`), not by
+            every lockfile registered in the cache.
         now: the current time (seconds since the epoch).
 
     Raises:
-        LockfileError: the lockfile is malformed.
+        LockfileError: a lockfile is malformed.
     """
-    lock = _lock(settings)
+    pins = _sharing.pins(settings, project_only=project_only)
     report = layout.scan(settings.cache_dir)
     now = time.time() if now is None else now
     partials, notes = _leftover_partials(report, now)
-    pinned = [e for e in report.entries if _is_locked(e, lock) and not include_locked]
+    notes = _unpinned_note(pins, report, project_only) + notes
+    pinned = [e for e in report.entries if pins.pins(e) and not include_locked]
     kept = {e.key for e in pinned}
     free = sorted(
         (e for e in report.entries if e.key not in kept), key=lambda e: (e.last_used, e.key)
     )
     if older_than is None and max_size is None:
-        versions = tuple(v for e in pinned for v in _unpinned_versions(e, lock))
-        return _plan(report, tuple(free), versions, partials, notes)
+        versions = [(e, v) for e in pinned for v in _unpinned_versions(e, pins)]
+        return _plan(report, free, versions, partials, notes)
     doomed = [e for e in free if older_than is not None and e.last_used < now - older_than]
     if max_size is not None:
         doomed, note = _fit(report, free, doomed, partials, max_size)
@@ -232,42 +285,66 @@ def plan_prune(
 
 
 def plan_clear(*, settings: Settings) -> CachePlan:
-    """Plan emptying the cache: every entry and every partial download."""
+    """Plan emptying the cache: every entry, but no version in use and no download in
+    progress."""
     report = layout.scan(settings.cache_dir)
-    partials = tuple(p for e in report.entries for p in e.partials)
-    return _plan(report, report.entries, (), partials, ())
+    return _plan(report, report.entries, (), (), ())
 
 
-def apply_plan(plan: CachePlan) -> int:
-    """Delete what `plan` lists; return the bytes freed. Safe while others read."""
-    for partial in plan.partials:
-        layout.delete_partial(partial)
-    for version in plan.versions:
-        layout.delete_version(version)
-    for entry in plan.entries:
-        layout.delete_entry(entry)
-    return plan.freed_size
+def plan_rm(*, settings: Settings, patterns: Sequence[str]) -> CachePlan:
+    """Plan removing the entries whose URI is one of `patterns` or matches one as a glob
+    (`*`, `?`, `[...]`); locked entries too, never a version in use.
+
+    A local path is also compared in its absolute form. Patterns that match nothing are
+    named in the plan's notes.
+    """
+    import fnmatch
+
+    report = layout.scan(settings.cache_dir)
+    doomed, unmatched = [], []
+    for pattern in patterns:
+        forms = {pattern} if "://" in pattern else {pattern, os.path.abspath(pattern)}
+        hits = [
+            e
+            for e in report.entries
+            if e.uri is not None and any(fnmatch.fnmatchcase(e.uri, f) for f in forms)
+        ]
+        doomed += [e for e in hits if e not in doomed]
+        if not hits:
+            unmatched.append(pattern)
+    notes = tuple(f"no cache entry matches {p!r}" for p in unmatched)
+    return _plan(report, doomed, (), (), notes)
+
+
+def apply_plan(plan: CachePlan) -> Applied:
+    """Delete what `plan` lists, but no version a live process started to use since and no
+    entry a download started in since. Safe while others read."""
+    freed, skipped = _sharing.apply(plan.entries, plan.versions, plan.partials)
+    return Applied(freed, tuple(skipped))
 
 
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _lock(settings: Settings) -> Lockfile:
-    from daidai.files.lockfile import read_lockfile
-
-    return read_lockfile(settings.lockfile, missing_ok=True)
+def _only_staging(entry: layout.CacheEntry) -> bool:
+    return entry.ref is None and not entry.versions and bool(entry.partials)
 
 
-def _is_locked(entry: layout.CacheEntry, lock: Lockfile) -> bool:
-    return entry.uri is not None and entry.uri in lock
+def _unpinned_note(
+    pins: _sharing.Pins, report: layout.CacheReport, project_only: bool
+) -> tuple[str, ...]:
+    if pins.lockfiles or not report.entries:
+        return ()
+    where = "" if project_only else "no lockfile is registered in this cache and "
+    return (f"{where}no lockfile was found at {pins.looked_for}: every entry counts as unpinned",)
 
 
-def _listed(entry: layout.CacheEntry, lock: Lockfile) -> ListedEntry:
+def _listed(entry: layout.CacheEntry, pins: _sharing.Pins) -> ListedEntry:
     return ListedEntry(
         uri=entry.uri,
         size=entry.size,
         last_used=entry.last_used,
-        locked=_is_locked(entry, lock),
+        locked=pins.pins(entry),
         key=entry.key,
         path=entry.path,
         versions=len(entry.versions),
@@ -275,9 +352,8 @@ def _listed(entry: layout.CacheEntry, lock: Lockfile) -> ListedEntry:
     )
 
 
-def _unpinned_versions(entry: layout.CacheEntry, lock: Lockfile) -> list[layout.Version]:
-    pin = lock.get(entry.uri or "")
-    return [v for v in entry.versions if pin is not None and v.checksum != pin.checksum]
+def _unpinned_versions(entry: layout.CacheEntry, pins: _sharing.Pins) -> list[layout.Version]:
+    return [v for v in entry.versions if not pins.pinned(entry, v)]
 
 
 def _leftover_partials(
@@ -285,7 +361,7 @@ def _leftover_partials(
 ) -> tuple[tuple[layout.Partial, ...], tuple[str, ...]]:
     leftovers, live = [], 0
     for entry in report.entries:
-        idle = bool(entry.partials) and _no_download_running(entry.path)
+        idle = bool(entry.partials) and not in_use.download_running(entry.path)
         for partial in entry.partials:
             if not idle and _newest_mtime(partial.path) > now - PARTIAL_GRACE_SECONDS:
                 live += 1
@@ -293,22 +369,6 @@ def _leftover_partials(
                 leftovers.append(partial)
     note = (f"{live} download(s) in progress or just finished left alone",) if live else ()
     return tuple(leftovers), note
-
-
-def _no_download_running(entry: Path) -> bool:
-    """Whether the entry's lock is free: every download holds it while its staging folder
-    exists, so a free lock means the staging folders are leftovers of killed runs. Where
-    locks lie (NFS, Lustre) this can delete a live download's folder: that download then
-    fails with an error; no wrong byte is ever served."""
-    import filelock
-
-    lock = filelock.FileLock(str(entry / layout.LOCK_FILE))
-    try:
-        lock.acquire(timeout=0)
-    except (filelock.Timeout, OSError):
-        return False
-    lock.release()
-    return True
 
 
 def _newest_mtime(path: Path) -> float:
@@ -347,15 +407,19 @@ def _fit(
 def _plan(
     report: layout.CacheReport,
     entries: Sequence[layout.CacheEntry],
-    versions: Sequence[layout.Version],
+    versions: Sequence[tuple[layout.CacheEntry, layout.Version]],
     partials: Sequence[layout.Partial],
     notes: tuple[str, ...],
 ) -> CachePlan:
-    doomed_keys = {e.key for e in entries}
-    stray = [p for p in partials if p.path.parent.name not in doomed_keys]
-    plan = CachePlan(report.cache_dir, tuple(entries), tuple(versions), tuple(stray), 0, notes)
+    whole, single, leftovers, skipped = _sharing.guard(entries, versions)
+    doomed_keys = {e.key for e in whole}
+    stray = [p for p in [*partials, *leftovers] if p.path.parent.name not in doomed_keys]
+    stray = list(dict.fromkeys(stray))
+    plan = CachePlan(
+        report.cache_dir, tuple(whole), tuple(single), tuple(stray), 0, notes, tuple(skipped)
+    )
     kept = report.total_size - plan.freed_size
-    return CachePlan(plan.cache_dir, plan.entries, plan.versions, plan.partials, kept, notes)
+    return replace(plan, kept_size=kept)
 
 
 def _check(entry: LockEntry, settings: Settings, path: Path | None = None) -> VerifiedFile:

@@ -18,6 +18,7 @@ from daidai._component import Component
 from daidai._graph import ComponentInfo, describe
 from daidai._injection import parameters_of
 from daidai.errors import StaleLockfileError, TargetError
+from daidai.files import registry
 
 if TYPE_CHECKING:
     from daidai._settings import Settings
@@ -244,6 +245,7 @@ def fetch_frozen(
     from daidai.files.lockfile import read_lockfile
 
     lock = read_lockfile(settings.lockfile, missing_ok=False)
+    registry.register(settings.cache_dir, settings.lockfile)
     requests = [
         FetchRequest(uri=e.uri, checksum=e.checksum, force=refresh)
         for e in sorted(lock.entries.values(), key=lambda e: e.uri)
@@ -359,6 +361,7 @@ def _update_lock(
             previous = result.lock_entry()
         new[result.uri] = previous
     written = write_lockfile(settings.lockfile, new.values())
+    registry.register(settings.cache_dir, settings.lockfile)  # so prune anywhere keeps it
     return FetchReport(
         results=tuple(results),
         lockfile=settings.lockfile,

@@ -55,7 +55,8 @@ def test_cache_dir_and_ls_show_entries_sizes_and_lock_state(
 
     assert where.stdout == f"{cache_dir}\n"
     document = json.loads(listing.stdout)
-    assert set(document) == {"entries", "total_size"}
+    assert set(document) == {"entries", "staging", "total_size"}
+    assert document["staging"] == []
     entries = {e["uri"]: e for e in document["entries"]}
     assert set(entries) == set(project.urls.values())
     assert entries[project.urls["old.bin"]]["locked"] is False

@@ -1,7 +1,8 @@
-"""`daidai cache dir|ls|prune|clear`: look at and clean up the on-disk cache.
+"""`daidai cache dir|ls|prune|clear|rm`: look at and clean up the on-disk cache.
 
-Destructive commands plan first (one scan, a frozen plan), print what they would free,
-honour `--dry-run`, and ask unless `--yes`.
+Destructive commands plan first (one scan, a frozen plan), print what they would free and
+what they leave in place (versions in use, downloads in progress), honour `--dry-run`, and
+ask unless `--yes`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from daidai.cli._render import confirm, console, is_terminal, print_json, say
 from daidai.cli._units import format_age, format_size, parse_duration, parse_size
 
 if TYPE_CHECKING:
-    from daidai._maintenance import CachePlan, Listing
+    from collections.abc import Sequence
+
+    from daidai._maintenance import CachePlan, Listing, Skipped
 
 __all__ = ["app"]
 
@@ -63,7 +66,14 @@ MaxSize = Annotated[
     ),
 ]
 IncludeLocked = Annotated[
-    bool, typer.Option("--include-locked", help="Allow evicting files the lockfile pins.")
+    bool, typer.Option("--include-locked", help="Allow evicting files a lockfile pins.")
+]
+ProjectOnly = Annotated[
+    bool,
+    typer.Option(
+        "--project",
+        help="Keep only what this project's lockfile pins, not every registered lockfile's.",
+    ),
 ]
 
 
@@ -90,6 +100,8 @@ def cache_ls(json_: Json = False, verbose: Verbose = False) -> None:
         for entry in listing.entries:
             lock = "locked" if entry.locked else "-"
             say(f"{entry.size}\t{_iso(entry.last_used)}\t{lock}\t{entry.uri or '?'}")
+        if listing.staging:
+            say(_staging_line(listing))
         say(f"total\t{listing.total_size}")
 
 
@@ -98,12 +110,14 @@ def cache_prune(
     older_than: OlderThan = None,
     max_size: MaxSize = None,
     include_locked: IncludeLocked = False,
+    project: ProjectOnly = False,
     dry_run: DryRun = False,
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
-    """Evict unlocked entries, least recently used first; with no criteria, whatever the
-    lockfile does not pin. Leftover partial downloads always go."""
+    """Evict entries no registered lockfile pins, least recently used first; with no
+    criteria, everything unpinned. Leftover partial downloads always go. Never a version
+    a running process uses, nor a download in progress."""
     from daidai._maintenance import plan_prune
     from daidai._settings import load_settings
 
@@ -112,17 +126,46 @@ def cache_prune(
         older_than=older_than,
         max_size=max_size,
         include_locked=include_locked,
+        project_only=project,
     )
     _carry_out(plan, dry_run=dry_run, yes=yes, verb="prune")
 
 
 @app.command("clear")
 def cache_clear(dry_run: DryRun = False, yes: Yes = False, verbose: Verbose = False) -> None:
-    """Empty the cache, locked files included."""
+    """Empty the cache, locked files included; not versions a running process uses, nor
+    downloads in progress."""
     from daidai._maintenance import plan_clear
     from daidai._settings import load_settings
 
     _carry_out(plan_clear(settings=load_settings()), dry_run=dry_run, yes=yes, verb="clear")
+
+
+@app.command("rm")
+def cache_rm(
+    patterns: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="URI-OR-GLOB...",
+            help="Entries to remove: a URI as `cache ls` shows it, or a glob (quote it).",
+            show_default=False,
+        ),
+    ],
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    verbose: Verbose = False,
+) -> None:
+    """Remove the matching entries, locked or not; never a version a running process
+    uses."""
+    from daidai._maintenance import plan_rm
+    from daidai._settings import load_settings
+    from daidai.errors import DaidaiError
+
+    plan = plan_rm(settings=load_settings(), patterns=patterns)
+    if plan.empty and not plan.skipped:
+        shown = ", ".join(repr(p) for p in patterns)
+        raise DaidaiError(f"no cache entry matches {shown}; `daidai cache ls` lists them")
+    _carry_out(plan, dry_run=dry_run, yes=yes, verb="rm")
 
 
 def _carry_out(plan: CachePlan, *, dry_run: bool, yes: bool, verb: str) -> None:
@@ -130,6 +173,7 @@ def _carry_out(plan: CachePlan, *, dry_run: bool, yes: bool, verb: str) -> None:
 
     for note in plan.notes:
         say(f"note: {note}", err=True)
+    _say_skipped(plan.skipped)
     if plan.empty:
         say(f"nothing to {verb}: the cache holds {format_size(plan.kept_size)}")
         return
@@ -150,8 +194,24 @@ def _carry_out(plan: CachePlan, *, dry_run: bool, yes: bool, verb: str) -> None:
     if not confirm(f"Delete {summary}?", yes=yes):
         say("nothing deleted")
         return
-    freed = apply_plan(plan)
-    say(f"freed {format_size(freed)}")
+    applied = apply_plan(plan)
+    _say_skipped(applied.skipped)
+    say(f"freed {format_size(applied.freed)}")
+
+
+def _say_skipped(skipped: Sequence[Skipped]) -> None:
+    for item in skipped:
+        say(f"skipped {item.what}: {item.why}", err=True)
+
+
+def _staging_line(listing: Listing) -> str:
+    running = sum(1 for s in listing.staging if s.in_progress)
+    left = len(listing.staging) - running
+    size = format_size(sum(s.size for s in listing.staging))
+    return (
+        f"first downloads not finished: {running} in progress, {left} left by killed "
+        f"processes ({size}; prune removes the leftovers)"
+    )
 
 
 def _listing_json(listing: Listing) -> dict[str, object]:
@@ -168,6 +228,10 @@ def _listing_json(listing: Listing) -> dict[str, object]:
                 "partial_size": e.partial,
             }
             for e in listing.entries
+        ],
+        "staging": [
+            {"path": str(s.path), "size": s.size, "in_progress": s.in_progress}
+            for s in listing.staging
         ],
         "total_size": listing.total_size,
     }
@@ -188,6 +252,8 @@ def _print_table(listing: Listing) -> None:
     out.print(table)
     size = format_size(listing.total_size)
     out.print(f"{len(listing.entries)} entries, {size} in {escape(str(listing.cache_dir))}")
+    if listing.staging:
+        out.print(escape(_staging_line(listing)))
 
 
 def _iso(timestamp: float) -> str | None:

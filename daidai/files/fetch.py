@@ -26,7 +26,7 @@ from typing import Any
 
 from daidai._settings import Settings
 from daidai.errors import ChecksumMismatchError, DaidaiError, OfflineError
-from daidai.files import layout
+from daidai.files import in_use, layout
 from daidai.files._source import (
     LOCAL_PROTOCOLS,
     Opened,
@@ -148,7 +148,7 @@ def cached(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
     entry = layout.entry_dir(settings.cache_dir, request.uri, options)
     hit = _lookup(entry, request)
     if hit is not None:
-        layout.mark_used(entry)
+        in_use.touch(entry)
     return hit
 
 
@@ -209,7 +209,7 @@ def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchRes
     origin = Origin(request.uri, request.component, request.parameter, options)
     entry = layout.entry_dir(settings.cache_dir, request.uri, options)
     if not request.force and (hit := _lookup(entry, request)) is not None:
-        layout.mark_used(entry)
+        in_use.touch(entry)
         return hit
     _require_online(request, settings, origin)
     with source_errors(origin):

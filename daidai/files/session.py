@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from daidai._settings import Settings
-from daidai.errors import DeclarationError, IntegrityError
-from daidai.files import _readers
+from daidai.errors import CacheError, DeclarationError, IntegrityError
+from daidai.files import _readers, in_use, registry
 from daidai.files._process import is_alive
 from daidai.files.fetch import FetchRequest, FetchResult, download, fetch, options_for
 from daidai.files.layout import entry_key
@@ -31,6 +31,7 @@ __all__ = ["FileSession"]
 logger = logging.getLogger(__name__)
 
 _TEMP_PREFIX = "daidai-tmp-"
+_HOLD_TRIES = 20
 # (uri, checksum) pairs this process has handed out: each is logged once at INFO, so the
 # logs of a fleet show which version every worker serves. A forked worker starts afresh.
 _announced: set[tuple[str, str]] = set()
@@ -113,6 +114,7 @@ class FileSession:
             force = spec.force_download and key not in self._forced
             self._forced.add(key)
         result = fetch(_with_force(request, force), settings=self.settings)
+        result = self._hold(result, request)
         _announce(result, "cache" if not result.downloaded else "download")
         return self._from_result(result, spec, request)
 
@@ -160,6 +162,21 @@ class FileSession:
         origin = _readers.origin_of(request)
         return _readers.from_path(result.path, spec.type, spec.open_options, origin)
 
+    def _hold(self, result: FetchResult, request: FetchRequest) -> FetchResult:
+        """Mark the version handed out as in use until the process exits, so that no
+        cleanup removes it (`daidai.files.in_use`); fetch again when one did in between."""
+        for _ in range(_HOLD_TRIES):
+            if in_use.hold(result.path):
+                return result
+            result = fetch(request, settings=self.settings)
+        raise CacheError(
+            f"a cache cleanup removed each copy as it was fetched ({_HOLD_TRIES} times); "
+            "stop the `daidai cache` command that runs in a loop",
+            uri=request.uri,
+            component=request.component,
+            parameter=request.parameter,
+        )
+
     def _track(self, value: Any) -> Any:
         if hasattr(value, "close") and not isinstance(value, (bytes, str, Path)):
             with self._lock:
@@ -192,6 +209,8 @@ class FileSession:
         with self._lock:
             if self._pins is None:
                 self._pins = read_lockfile(self.lockfile_path)
+                if self._pins.entries:
+                    registry.register(self.settings.cache_dir, self.lockfile_path)
             return self._pins
 
     def _temp_folder(self) -> Path:

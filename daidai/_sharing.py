@@ -1,0 +1,183 @@
+"""What makes a cache safe to share, for `daidai cache prune|clear|rm` and `cache ls`.
+
+- Pins: every registered lockfile that still exists (`daidai.files.registry`), plus the
+  current project's; a version is pinned when one of them pins its checksum for the
+  entry's URI (a relative local path in a lockfile also counts resolved against the
+  lockfile's folder). This needs no other project's settings or code.
+- In use and in progress (`daidai.files.in_use`): a plan leaves out, as `Skipped`, the
+  versions live processes hold and the entries a download is writing to; applying it asks
+  again, under the locks that make the answer hold while it deletes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daidai.files import in_use, layout
+
+if TYPE_CHECKING:
+    from daidai._settings import Settings
+
+__all__ = ["Pins", "Skipped", "apply", "guard", "pins"]
+
+IN_USE = "in use by a running process"
+DOWNLOADING = "download in progress"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something a cleanup left in place.
+
+    Attributes:
+        what: the entry's URI (or folder), and the version when only it is skipped.
+        size: its bytes.
+        why: `in use by a running process` or `download in progress`.
+    """
+
+    what: str
+    size: int
+    why: str
+
+
+@dataclass(frozen=True)
+class Pins:
+    """What the lockfiles pin.
+
+    Attributes:
+        pairs: every pinned `(uri, checksum)`.
+        lockfiles: the lockfiles read, sorted.
+        looked_for: the current project's lockfile path (it may not exist).
+    """
+
+    pairs: frozenset[tuple[str, str]]
+    lockfiles: tuple[Path, ...]
+    looked_for: Path
+
+    def pinned(self, entry: layout.CacheEntry, version: layout.Version) -> bool:
+        """Whether a lockfile pins this version of `entry`."""
+        return entry.uri is not None and (entry.uri, version.checksum) in self.pairs
+
+    def pins(self, entry: layout.CacheEntry) -> bool:
+        """Whether any version of `entry` is pinned."""
+        return any(self.pinned(entry, v) for v in entry.versions)
+
+
+def pins(settings: Settings, *, project_only: bool = False) -> Pins:
+    """Read the pins of the current project's lockfile and, unless `project_only`, of
+    every registered one; the current one is registered on the way.
+
+    Raises:
+        LockfileError: one of the lockfiles is malformed (prune would not know its pins).
+    """
+    from daidai.errors import LockfileError
+    from daidai.files import registry
+    from daidai.files.lockfile import read_lockfile
+
+    current = Path(settings.lockfile).absolute()
+    found = [current] if current.is_file() else []
+    if found:
+        registry.register(settings.cache_dir, current)
+    if not project_only:
+        found += registry.registered(settings.cache_dir)
+    pairs: set[tuple[str, str]] = set()
+    lockfiles = sorted(set(found))
+    for path in lockfiles:
+        try:
+            lock = read_lockfile(path, missing_ok=True)
+        except LockfileError as exc:
+            if path == current:
+                raise
+            raise LockfileError(
+                f"{exc.message}; it is registered as using this cache, so its pins are "
+                "kept: fix or delete it, or pass --project to go by this project's "
+                "lockfile only",
+                path=str(path),
+            ) from exc
+        for entry in lock.entries.values():
+            pairs.update((uri, entry.checksum) for uri in _forms(entry.uri, path))
+    return Pins(frozenset(pairs), tuple(lockfiles), current)
+
+
+def _forms(uri: str, lockfile: Path) -> set[str]:
+    """A locked URI as an entry may record it: as written and, for a relative local path,
+    resolved against the lockfile's folder."""
+    if "://" in uri or os.path.isabs(uri):
+        return {uri}
+    return {uri, os.path.normpath(lockfile.parent / uri)}
+
+
+def guard(
+    entries: Sequence[layout.CacheEntry],
+    versions: Sequence[tuple[layout.CacheEntry, layout.Version]],
+) -> tuple[
+    list[layout.CacheEntry],
+    list[layout.Version],
+    list[layout.Partial],
+    list[Skipped],
+]:
+    """Split what a plan would delete into what it may: whole entries, single versions,
+    the staging leftovers of entries cut down to versions, and what it skips."""
+    whole: list[layout.CacheEntry] = []
+    single: list[layout.Version] = []
+    leftovers: list[layout.Partial] = []
+    skipped: list[Skipped] = []
+    for entry in entries:
+        if entry.partials and in_use.download_running(entry.path):
+            skipped.append(Skipped(_name(entry), entry.size, DOWNLOADING))
+            continue
+        used = [v for v in entry.versions if in_use.in_use(v)]
+        if not used:
+            whole.append(entry)
+            continue
+        skipped += [Skipped(_name(entry, v), v.size, IN_USE) for v in used]
+        single += [v for v in entry.versions if v not in used]
+        leftovers += entry.partials
+    for entry, version in versions:
+        if in_use.in_use(version):
+            skipped.append(Skipped(_name(entry, version), version.size, IN_USE))
+        else:
+            single.append(version)
+    return whole, single, leftovers, skipped
+
+
+def apply(
+    entries: Iterable[layout.CacheEntry],
+    versions: Iterable[layout.Version],
+    partials: Iterable[layout.Partial],
+) -> tuple[int, list[Skipped]]:
+    """Delete under the locks, skipping what became used since the plan; return the bytes
+    freed and what was skipped."""
+    freed, skipped = 0, []
+    for partial in partials:
+        if in_use.remove_partial(partial):
+            freed += partial.size
+        else:
+            skipped.append(Skipped(str(partial.path), partial.size, DOWNLOADING))
+    for version in versions:
+        if in_use.remove_version(version):
+            freed += version.size
+        else:
+            skipped.append(Skipped(_version_name(version), version.size, IN_USE))
+    for entry in entries:
+        kept = in_use.remove_entry(entry)
+        if kept is None:
+            skipped.append(Skipped(_name(entry), entry.size, DOWNLOADING))
+            continue
+        freed += entry.size - sum(v.size for v in kept)
+        skipped += [Skipped(_name(entry, v), v.size, IN_USE) for v in kept]
+    return freed, skipped
+
+
+def _name(entry: layout.CacheEntry, version: layout.Version | None = None) -> str:
+    where = entry.uri or str(entry.path)
+    return f"{where} (version {version.checksum[:19]}…)" if version is not None else where
+
+
+def _version_name(version: layout.Version) -> str:
+    ref = layout.read_ref(in_use.version_folder(version).parent)
+    where = ref.uri if ref is not None else str(in_use.version_folder(version).parent)
+    return f"{where} (version {version.checksum[:19]}…)"

@@ -1,0 +1,419 @@
+"""A cache shared by projects and live processes (SPEC §1.4, §4), through the installed
+`daidai` and real processes: pins every project registers, versions in use, downloads in
+progress, live last use, and `cache rm`."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from daidai.files import layout
+from tests.cli_project import DAIDAI, daidai, make_project, one_error_line
+from tests.servers import NginxServer
+
+DAY = 86400.0
+HOLDER = """
+import hashlib, sys
+from pathlib import Path
+from typing import Annotated
+
+from daidai import artifact, predictor
+{setup}
+
+@artifact
+def model(weights: Annotated[Path, {url!r}]) -> Path:
+    return weights
+
+
+@predictor
+def digest(m: Annotated[Path, model]) -> str:
+    return f"{{m}} {{hashlib.sha256(m.read_bytes()).hexdigest()}}"
+
+
+print(digest(), flush=True)
+for line in sys.stdin:
+    print(digest(), flush=True)
+"""
+
+
+def _listing(cwd: Path) -> dict[str, object]:
+    result = daidai("cache", "ls", "--json", cwd=cwd)
+    assert result.code == 0, result
+    document: dict[str, object] = json.loads(result.stdout)
+    return document
+
+
+def _uris(cwd: Path) -> set[str]:
+    return {e["uri"] for e in _listing(cwd)["entries"]}  # type: ignore[attr-defined]
+
+
+@dataclass
+class Holder:
+    """A process that handed out a cached `Path` and keeps it while it runs."""
+
+    process: subprocess.Popen[str]
+    path: Path
+    digest: str
+
+    def read_again(self) -> tuple[Path, str]:
+        """Ask the process to read its file again: (path, sha256 of the bytes it read)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        path, digest = self.process.stdout.readline().split()
+        return Path(path), digest
+
+    def kill(self) -> None:
+        _end(self.process)
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    """SIGKILL `process` (if it still runs), reap it and close its pipes."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+@pytest.fixture
+def start_holder(tmp_path: Path) -> Iterator[object]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(url: str, setup: str = "") -> Holder:
+        script = tmp_path / f"holder{len(started)}.py"
+        script.write_text(HOLDER.format(url=url, setup=textwrap.dedent(setup)))
+        process = subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, f"the holder exited with {process.wait()}"
+        path, digest = line.split()
+        return Holder(process, Path(path), digest)
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            _end(process)
+
+
+# -- pins every project registers ----------------------------------------------------------
+
+
+def test_a_prune_from_another_folder_keeps_every_projects_pinned_files(
+    tmp_path: Path, http_server: NginxServer
+) -> None:
+    one = make_project(tmp_path / "one", http_server)
+    two = make_project(tmp_path / "two", http_server)
+    stray = one.serve("stray.bin", b"s" * 3000)
+    (one.root / "app" / "stray.py").write_text(
+        "from typing import Annotated\nfrom daidai import artifact\n"
+        f"@artifact\ndef stray(data: Annotated[bytes, {stray!r}]) -> bytes:\n    return data\n"
+    )
+    assert one.run("fetch", "app.models", "app.stray").code == 0
+    assert one.run("fetch").code == 0  # mirrors app.models: stray.bin is unpinned now
+    assert two.run("fetch").code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pinned = {*one.urls.values(), *two.urls.values()} - {stray}
+
+    listed = _listing(elsewhere)["entries"]
+    pruned = daidai("cache", "prune", "--yes", cwd=elsewhere)
+
+    assert {e["uri"] for e in listed if e["locked"]} == pinned  # type: ignore[union-attr]
+    assert pruned.code == 0, pruned
+    assert _uris(elsewhere) == pinned
+    assert stray in pruned.stdout
+
+
+def test_prune_project_keeps_only_this_projects_pins_and_gone_lockfiles_stop_counting(
+    tmp_path: Path, http_server: NginxServer
+) -> None:
+    one = make_project(tmp_path / "one", http_server)
+    two = make_project(tmp_path / "two", http_server)
+    assert one.run("fetch").code == 0 and two.run("fetch").code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    narrowed = one.run("cache", "prune", "--project", "--yes")
+    after_narrowed = _uris(elsewhere)
+    assert two.run("fetch").code == 0
+    two.lockfile.unlink()
+    after_two_is_gone = daidai("cache", "prune", "--yes", cwd=elsewhere)
+
+    assert narrowed.code == 0, narrowed
+    assert after_narrowed == set(one.urls.values())
+    assert after_two_is_gone.code == 0, after_two_is_gone
+    assert _uris(elsewhere) == set(one.urls.values())
+    registry = Path(os.environ["DAIDAI_CACHE_DIR"]) / "lockfiles"
+    records = [json.loads(p.read_text())["lockfile"] for p in registry.glob("*.json")]
+    assert records == [str(one.lockfile)]
+
+
+def test_a_prune_with_no_lockfile_anywhere_says_everything_counts_as_unpinned(
+    tmp_path: Path, http_server: NginxServer
+) -> None:
+    url = http_server.put("unpinned/w.bin", b"w" * 100)
+    _use_once(tmp_path, url)
+
+    dry = daidai("cache", "prune", "--dry-run", cwd=tmp_path)
+
+    assert dry.code == 0, dry
+    assert "no lockfile is registered" in dry.stderr
+    assert "every entry counts as unpinned" in dry.stderr
+    assert url in dry.stdout
+
+
+def _use_once(folder: Path, url: str) -> None:
+    """Load `url` through a predictor in a process of its own, with no project."""
+    code = (
+        "from pathlib import Path\nfrom typing import Annotated\nfrom daidai import predictor\n"
+        f"@predictor\ndef size(p: Annotated[Path, {url!r}]) -> int:\n    return 0\nsize()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=folder, check=True, timeout=60)
+
+
+# -- versions in use ---------------------------------------------------------------------
+
+
+def test_a_version_a_live_process_holds_survives_prune_clear_and_rm_until_it_is_killed(
+    tmp_path: Path, http_server: NginxServer, start_holder: object
+) -> None:
+    data = os.urandom(200_000)
+    url = http_server.put("held/model.bin", data)
+    holder = start_holder(url)  # type: ignore[operator]
+    expected = hashlib.sha256(data).hexdigest()
+
+    pruned = daidai("cache", "prune", "--yes", cwd=tmp_path)
+    cleared = daidai("cache", "clear", "--yes", cwd=tmp_path)
+    removed = daidai("cache", "rm", "--yes", "http://*", cwd=tmp_path)
+    again = holder.read_again()
+
+    for result in (pruned, cleared, removed):
+        assert result.code == 0, result
+        assert f"skipped {url}" in result.stderr and "in use" in result.stderr, result
+    assert holder.digest == expected and again == (holder.path, expected)
+    assert holder.path.read_bytes() == data
+
+    holder.kill()
+    after_kill = daidai("cache", "prune", "--yes", cwd=tmp_path)
+
+    assert after_kill.code == 0, after_kill
+    assert "skipped" not in after_kill.stderr, after_kill
+    assert not holder.path.exists()
+    assert _uris(tmp_path) == set()
+
+
+def test_a_refresh_while_a_process_holds_the_old_version_keeps_it_for_that_process(
+    tmp_path: Path, http_server: NginxServer, start_holder: object
+) -> None:
+    project = make_project(tmp_path / "proj", http_server)
+    assert project.run("fetch").code == 0
+    holder = start_holder(project.urls["weights.bin"])
+    old = project.files["weights.bin"]
+    project.serve("weights.bin", os.urandom(64 * 1024))
+
+    refreshed = project.run("fetch", "--refresh")
+    pruned = project.run("cache", "prune", "--yes")
+
+    assert refreshed.code == 0 and pruned.code == 0, (refreshed, pruned)
+    assert "old version" not in pruned.stdout and "in use" in pruned.stderr, pruned
+    assert holder.read_again()[1] == hashlib.sha256(old).hexdigest()
+    holder.kill()
+    assert "old version" in project.run("cache", "prune", "--yes").stdout
+    assert not holder.path.exists()
+
+
+def test_a_long_running_process_keeps_recording_its_use(
+    tmp_path: Path, http_server: NginxServer, start_holder: object, cache_dir: Path
+) -> None:
+    url = http_server.put("live/model.bin", b"m" * 1000)
+    # The interval is a minute; the child shortens it (a private knob) to keep the test short.
+    holder = start_holder(url, "import daidai.files.in_use as u\nu.LAST_USE_SECONDS = 0.2")
+    marker = holder.path.parent.parent / layout.LAST_USED_FILE
+    past = time.time() - 40 * DAY
+    os.utime(marker, (past, past))
+
+    deadline = time.monotonic() + 30
+    while marker.stat().st_mtime < time.time() - DAY and time.monotonic() < deadline:
+        time.sleep(0.05)
+    entry = _listing(tmp_path)["entries"][0]  # type: ignore[index]
+    old = daidai("cache", "prune", "--older-than", "30d", "--dry-run", cwd=tmp_path)
+
+    assert entry["last_used"] > _iso(time.time() - DAY), entry
+    assert "nothing to prune" in old.stdout, old
+
+
+def _iso(timestamp: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+# -- downloads in progress -----------------------------------------------------------------
+
+
+class _GatedHandler(http.server.BaseHTTPRequestHandler):
+    """The first 8 MiB at once (two of daidai's 4 MiB chunks), the rest once `gate` is set."""
+
+    protocol_version = "HTTP/1.0"
+    gate = threading.Event()
+    body = b""
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.do_HEAD()
+        try:
+            self.wfile.write(self.body[: 8 << 20])
+            self.wfile.flush()
+            self.gate.wait(60)
+            self.wfile.write(self.body[8 << 20 :])
+        except OSError:
+            pass  # the client went away
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gated() -> Iterator[tuple[str, bytes, threading.Event]]:
+    body = os.urandom(12 << 20)
+    gate = threading.Event()
+    handler = type("Handler", (_GatedHandler,), {"gate": gate, "body": body})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/big.bin", body, gate
+    finally:
+        gate.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _start_fetch(root: Path, url: str) -> subprocess.Popen[str]:
+    root.mkdir()
+    (root / "daidai.toml").write_text('modules = ["big"]\n')
+    (root / "big.py").write_text(
+        "from pathlib import Path\nfrom typing import Annotated\nfrom daidai import artifact\n\n"
+        f"@artifact\ndef big(p: Annotated[Path, {url!r}]) -> int:\n    return 0\n"
+    )
+    return subprocess.Popen(
+        [DAIDAI, "fetch"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_staging(cache_dir: Path) -> Path:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for staging in (cache_dir / layout.FILES_DIR).glob(f"*/*/{layout.TMP_PREFIX}*"):
+            if any(f.is_file() and f.stat().st_size > 0 for f in staging.rglob("*")):
+                return staging
+        time.sleep(0.02)
+    raise AssertionError(f"the download never started writing: {list(cache_dir.rglob('*'))}")
+
+
+def test_prune_clear_and_rm_during_a_first_download_leave_it_alone(
+    tmp_path: Path, cache_dir: Path, gated: tuple[str, bytes, threading.Event]
+) -> None:
+    url, body, gate = gated
+    fetching = _start_fetch(tmp_path / "proj", url)
+    try:
+        staging = _wait_for_staging(cache_dir)
+        listed = daidai("cache", "ls", cwd=tmp_path)
+        pruned = daidai("cache", "prune", "--yes", cwd=tmp_path)
+        cleared = daidai("cache", "clear", "--yes", cwd=tmp_path)
+        still_there = staging.is_dir()
+        gate.set()
+        _, err = fetching.communicate(timeout=60)
+    finally:
+        _end(fetching)
+
+    assert listed.code == 0 and "?" not in listed.stdout, listed
+    assert "1 in progress" in listed.stdout, listed
+    assert pruned.code == 0 and cleared.code == 0, (pruned, cleared)
+    assert "download in progress" in cleared.stderr, cleared
+    assert still_there
+    assert fetching.returncode == 0, err
+    entries = _listing(tmp_path)["entries"]
+    assert [e["uri"] for e in entries] == [url]  # type: ignore[index]
+    cached = next(layout.entry_dir(cache_dir, url).glob("sha256-*/big.bin"))
+    assert cached.read_bytes() == body
+
+
+def test_a_killed_first_download_is_counted_apart_in_ls_and_pruned(
+    tmp_path: Path, cache_dir: Path, gated: tuple[str, bytes, threading.Event]
+) -> None:
+    url, _, _ = gated
+    fetching = _start_fetch(tmp_path / "proj", url)
+    try:
+        staging = _wait_for_staging(cache_dir)
+    finally:
+        _end(fetching)
+
+    plain = daidai("cache", "ls", cwd=tmp_path)
+    document = _listing(tmp_path)
+    pruned = daidai("cache", "prune", "--yes", cwd=tmp_path)
+
+    assert plain.code == 0 and "?" not in plain.stdout, plain
+    assert "0 in progress, 1 left by killed processes" in plain.stdout, plain
+    assert document["entries"] == []
+    [item] = document["staging"]  # type: ignore[misc]
+    assert item["in_progress"] is False and item["size"] > 0
+    assert pruned.code == 0, pruned
+    assert not staging.exists()
+    assert _listing(tmp_path)["staging"] == []
+
+
+# -- cache rm ------------------------------------------------------------------------------
+
+
+def test_cache_rm_takes_uris_and_globs_plans_first_and_honours_dry_run(
+    tmp_path: Path, http_server: NginxServer
+) -> None:
+    project = make_project(tmp_path / "proj", http_server)
+    assert project.run("fetch").code == 0
+    weights, vocab = project.urls["weights.bin"], project.urls["vocab.txt"]
+
+    dry = project.run("cache", "rm", "--dry-run", "*weights*")
+    after_dry = _uris(project.root)
+    refused = project.run("cache", "rm", "*weights*")
+    done = project.run("cache", "rm", "--yes", "*weights*")
+    after = _uris(project.root)
+    nothing = project.run("cache", "rm", "--yes", "http://nowhere.invalid/*")
+    exact = project.run("cache", "rm", "--yes", vocab)
+
+    assert dry.code == 0, dry
+    assert weights in dry.stdout and vocab not in dry.stdout
+    assert "nothing deleted" in dry.stdout
+    assert after_dry == {weights, vocab}
+    assert refused.code == 2 and "--yes" in one_error_line(refused), refused
+    assert done.code == 0 and "freed" in done.stdout, done
+    assert after == {vocab}
+    assert nothing.code == 1 and "nowhere.invalid" in one_error_line(nothing), nothing
+    assert exact.code == 0, exact
+    assert _uris(project.root) == set()
