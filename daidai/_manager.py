@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import contextvars
 import functools
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from daidai import _graph
 from daidai._component import Component, component_of
 from daidai._injection import Parameters, parameters_of
+from daidai._teardown import Files, close_all, finish
 from daidai.errors import CycleError, DaidaiError, MissingConfigError, TeardownError
 
 if TYPE_CHECKING:
@@ -225,13 +227,39 @@ class ModelManager:
     # -- calling components -----------------------------------------------------------------
 
     def call(self, component: Component, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Call a predictor (or an artifact's function) with its dependencies injected."""
+        """Call a sync predictor with its dependencies injected.
+
+        The handles and generators it is handed belong to this call: they are closed when
+        it returns or raises (a generator predictor: when it finishes or is closed).
+        """
+        owned: list[Any] = []
+        try:
+            result = component.fn(*args, **kwargs, **self._inject(component, args, kwargs, owned))
+        except BaseException:
+            close_all(owned)
+            raise
+        if owned and inspect.isgenerator(result):
+            return _closing_after(result, owned)
+        close_all(owned)
+        return result
+
+    def _inject(
+        self,
+        component: Component,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        owned: list[Any],
+    ) -> dict[str, Any]:
+        """The values for a predictor's injected parameters the caller did not give.
+
+        Handles and generators go into `owned`, for the caller to close after the call.
+        """
         params = parameters_of(component)
         explicit = _explicit_names(params, args, kwargs)
-        injected = self._resolve(component, params, explicit)
+        injected = self._resolve(component, params, explicit, owned)
         if not explicit & params.injected and self._all_stable(component, params):
             self._ready[component] = injected
-        return component.fn(*args, **kwargs, **injected)
+        return injected
 
     def artifact_config(
         self, component: Component, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -288,45 +316,68 @@ class ModelManager:
         self, node: tuple[Component, Hashable], config: dict[str, Any], slot: _Slot
     ) -> None:
         component = node[0]
-        self._check_open()
+        owned: list[Any] = []  # files handed to the artifact: they live as long as it does
         try:
-            kwargs = self._arguments(component, config)
-            value = component.fn(**kwargs)
+            self._check_open()
+            value = component.fn(**self._arguments(component, config, owned))
+            generator = None
             if component.is_generator:
-                value = self._enter_generator(component, value)
+                generator, value = value, _enter_generator(component, value)
+            if not self._store(node, config, value, generator, owned):
+                error = finish(generator) if generator is not None else None
+                raise self._closed_while_building(component, error)
         except BaseException as exc:
+            close_all(owned)
             slot.future.set_exception(exc)
             raise
         finally:
             with self._lock:
                 self._slots.pop(node, None)
-        self._store(node, config, value)
         slot.future.set_result(value)
 
     def _store(
-        self, node: tuple[Component, Hashable], config: Mapping[str, Any], value: Any
-    ) -> None:
+        self,
+        node: tuple[Component, Hashable],
+        config: Mapping[str, Any],
+        value: Any,
+        teardown: Any,
+        owned: list[Any],
+    ) -> bool:
+        """Keep a built artifact and its teardown; False if the manager closed meanwhile."""
+        name = node[0].name
         with self._lock:
+            if self.closed:
+                return False
             self._instances[node] = value
             self._configs_alive.append(config)
-        logger.debug("built %s in manager %r", node[0].name, self.namespace)
+            if owned:
+                self._teardowns.append((name, Files(owned)))
+            if teardown is not None:
+                self._teardowns.append((name, teardown))
+        logger.debug("built %s in manager %r", name, self.namespace)
+        return True
 
-    def _enter_generator(self, component: Component, generator: Any) -> Any:
-        try:
-            value = next(generator)
-        except StopIteration:
-            raise DaidaiError(
-                "a generator artifact must yield its object once; it yielded nothing",
-                component=component.name,
-            ) from None
-        with self._lock:
-            self._teardowns.append((component.name, generator))
-        return value
+    def _closed_while_building(
+        self, component: Component, teardown_error: BaseException | None
+    ) -> DaidaiError:
+        # Storing it would hand a closed manager's object out, and its cleanup would never
+        # run: it has been torn down instead (what close() would have done).
+        if teardown_error is not None:
+            logger.error(
+                "teardown of %s failed: %r", component.name, teardown_error, exc_info=teardown_error
+            )
+        return DaidaiError(
+            f"ModelManager {self.namespace!r} was closed while this artifact was being built; "
+            "it was torn down at once. Create a new manager to build it again",
+            component=component.name,
+        )
 
-    def _arguments(self, component: Component, config: Mapping[str, Any]) -> dict[str, Any]:
+    def _arguments(
+        self, component: Component, config: Mapping[str, Any], owned: list[Any]
+    ) -> dict[str, Any]:
         params = parameters_of(component)
         kwargs = dict(config)
-        kwargs.update(self._resolve(component, params, set(config)))
+        kwargs.update(self._resolve(component, params, set(config), owned))
         missing = [n for n in params.required if n not in kwargs]
         if missing:
             raise MissingConfigError(
@@ -346,7 +397,11 @@ class ModelManager:
         return kwargs
 
     def _resolve(
-        self, component: Component, params: Parameters, explicit: set[str] | frozenset[str]
+        self,
+        component: Component,
+        params: Parameters,
+        explicit: set[str] | frozenset[str],
+        owned: list[Any],
     ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for dep in params.dependencies:
@@ -355,7 +410,7 @@ class ModelManager:
         for file in params.files:
             if file.name not in explicit:
                 values[file.name] = self.files.provide(
-                    file.spec, component=component.name, parameter=file.name
+                    file.spec, component=component.name, parameter=file.name, owner=owned
                 )
         return values
 
@@ -374,7 +429,11 @@ class ModelManager:
 
     def _prepare(self, component: Component) -> None:
         params = parameters_of(component)
-        injected = self._resolve(component, params, frozenset())
+        owned: list[Any] = []
+        try:
+            injected = self._resolve(component, params, frozenset(), owned)
+        finally:
+            close_all(owned)  # fetched and checked; each call opens its own
         if self._all_stable(component, params):
             self._ready[component] = injected
 
@@ -422,8 +481,8 @@ class ModelManager:
         if teardowns is None:
             return
         errors = []
-        for name, generator in teardowns:
-            error = _finish(generator)
+        for name, entry in teardowns:
+            error = finish(entry)
             if error is not None:
                 errors.append((name, error))
         self._finish_close(errors, raise_errors)
@@ -432,13 +491,9 @@ class ModelManager:
         teardowns = self._take_teardowns()
         if teardowns is None:
             return
-        from daidai._asyncio import afinish
-
         errors = []
-        for name, generator in teardowns:
-            error = (
-                await afinish(generator) if hasattr(generator, "__anext__") else _finish(generator)
-            )
+        for name, entry in teardowns:
+            error = await entry.afinish() if hasattr(entry, "afinish") else finish(entry)
             if error is not None:
                 errors.append((name, error))
         self._finish_close(errors, raise_errors)
@@ -455,20 +510,22 @@ class ModelManager:
             raise TeardownError(errors)
 
 
-def _finish(generator: Any) -> BaseException | None:
-    """Run a generator artifact's cleanup; return the error it raised, if any."""
-    if hasattr(generator, "__anext__"):
-        from daidai._asyncio import afinish, run_sync
-
-        return run_sync(afinish(generator))
+def _enter_generator(component: Component, generator: Any) -> Any:
     try:
-        next(generator)
+        return next(generator)
     except StopIteration:
-        return None
-    except Exception as exc:
-        return exc
-    generator.close()
-    return DaidaiError("a generator artifact must yield exactly once; it yielded again")
+        raise DaidaiError(
+            "a generator artifact must yield its object once; it yielded nothing",
+            component=component.name,
+        ) from None
+
+
+def _closing_after(generator: Any, owned: list[Any]) -> Any:
+    """A generator predictor's result: its files close when it finishes or is closed."""
+    try:
+        return (yield from generator)
+    finally:
+        close_all(owned)
 
 
 def _component(obj: Any, where: str) -> Component:

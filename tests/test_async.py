@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
@@ -344,3 +347,131 @@ def test_async_predictor_uses_a_preloaded_sync_artifact() -> None:
 
     assert asyncio.run(main()) == [True, False] * 10
     assert builds == [1]
+
+
+def _pool_artifact(log: list[str], *, with_finally: bool) -> Any:
+    """An async generator artifact whose cleanup is plain code after `yield`, or a finally."""
+    if with_finally:
+
+        @artifact
+        async def pool() -> AsyncIterator[Pool]:
+            p = Pool("pool")
+            log.append("open")
+            try:
+                yield p
+            finally:
+                await asyncio.sleep(0)
+                p.closed = True
+                log.append("close")
+
+        return pool
+
+    @artifact
+    async def plain_pool() -> AsyncIterator[Pool]:
+        p = Pool("pool")
+        log.append("open")
+        yield p
+        await asyncio.sleep(0)
+        p.closed = True
+        log.append("close")
+
+    return plain_pool
+
+
+@pytest.mark.parametrize("with_finally", [False, True], ids=["after-yield", "finally"])
+def test_an_async_generator_outlives_the_event_loop_that_built_it(with_finally: bool) -> None:
+    log: list[str] = []
+    pool = _pool_artifact(log, with_finally=with_finally)
+
+    @predictor
+    async def query(p: Annotated[Pool, pool]) -> Pool:
+        assert not p.closed, "handed a closed object"
+        return p
+
+    with ModelManager():
+        first = asyncio.run(query())
+        assert log == ["open"]  # asyncio.run returning did not tear it down
+        assert asyncio.run(query()) is first  # a new loop gets the same, live object
+        assert not first.closed
+    assert log == ["open", "close"]  # torn down by close(), on a new loop
+    assert first.closed
+
+
+def test_an_async_generator_is_torn_down_on_its_own_loop_while_that_loop_lives() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    @artifact
+    async def client() -> AsyncIterator[str]:
+        loops.append(asyncio.get_running_loop())
+        yield "client"
+        loops.append(asyncio.get_running_loop())
+
+    loop = asyncio.new_event_loop()
+    try:
+        with ModelManager():
+            assert loop.run_until_complete(client()) == "client"
+        assert loops == [loop, loop]
+    finally:
+        loop.close()
+
+
+def test_the_default_manager_tears_down_async_generators_at_exit_not_when_a_loop_ends() -> None:
+    code = textwrap.dedent(
+        """
+        import asyncio
+        from typing import Annotated
+        from daidai import artifact, predictor
+
+        @artifact
+        async def conn():
+            state = {"open": True}
+            print("opened", flush=True)
+            try:
+                yield state
+            finally:
+                await asyncio.sleep(0)
+                state["open"] = False
+                print("closed", flush=True)
+
+        @predictor
+        async def use(c: Annotated[dict, conn]) -> str:
+            return "used-open" if c["open"] else "used-closed"
+
+        print(asyncio.run(use()), flush=True)
+        print(asyncio.run(use()), flush=True)
+        print("exiting", flush=True)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["opened", "used-open", "used-open", "exiting", "closed"]
+
+
+def test_an_async_build_that_finishes_after_close_is_torn_down_and_its_awaiters_told() -> None:
+    log: list[str] = []
+
+    async def main() -> list[BaseException | str]:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        @artifact
+        async def slow_client() -> AsyncIterator[str]:
+            started.set()
+            await release.wait()
+            log.append("opened")
+            yield "client"
+            log.append("closed")
+
+        manager = ModelManager(namespace="late")
+        async with manager:
+            calls = [asyncio.create_task(slow_client()) for _ in range(2)]  # owner and waiter
+            await started.wait()
+            await manager.aclose()
+            release.set()
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert [type(o) for o in outcomes] == [DaidaiError, DaidaiError], outcomes
+    assert "'late' was closed while this artifact was being built" in str(outcomes[0])
+    assert "'late' is closed" in str(outcomes[1])  # the waiter found it closed on retry
+    assert log == ["opened", "closed"]

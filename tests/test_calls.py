@@ -1,12 +1,13 @@
-"""The call path: any valid signature decorates and binds like the plain function."""
+"""The call path: any valid signature binds like the plain function; what a call owns."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import itertools
-from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, TextIO
 
 import pytest
 
@@ -155,3 +156,124 @@ def test_an_injected_parameter_may_come_before_a_required_one() -> None:
         assert ask("mine", "hi") == "mine: hi"  # positionally, the explicit client wins
         with pytest.raises(TypeError, match=r"missing required argument 'message'.*message=\.\.\."):
             ask()
+
+
+# -- what a call owns ------------------------------------------------------------------------
+
+HANDLE_TYPES = {
+    "TextIO": TextIO,
+    "BinaryIO": BinaryIO,
+    "Generator[str]": Generator[str, None, None],
+    "Generator[bytes]": Generator[bytes, None, None],
+}
+STRATEGIES = ("on_disk", "on_disk_temporary", "in_memory", "in_memory_stream", "no_cache")
+LINES = b"one\ntwo\nthree\n"
+REPEAT = 100_000  # 1.4 MB: more than a Generator[bytes] chunk (1 MiB)
+
+
+def _first(value: Any) -> Any:
+    return value.readline() if hasattr(value, "readline") else next(value)
+
+
+def _is_closed(value: Any) -> bool:
+    """What a user sees: a closed handle says so; a closed generator yields nothing more."""
+    if hasattr(value, "closed"):
+        return bool(value.closed)
+    return next(value, None) is None
+
+
+@pytest.fixture
+def lines_file(tmp_path: Path) -> str:
+    path = tmp_path / "lines.txt"
+    path.write_bytes(LINES * REPEAT)
+    return str(path)
+
+
+def _handle_predictor(uri: str, type_name: str, strategy: str, *, is_async: bool) -> Any:
+    annotation = Annotated[HANDLE_TYPES[type_name], uri, {"cache_strategy": strategy}]  # type: ignore[valid-type]
+    if is_async:
+
+        async def read_async(f: annotation) -> tuple[Any, Any]:  # type: ignore[valid-type]
+            await asyncio.sleep(0)
+            return f, _first(f)
+
+        return predictor(read_async)
+
+    def read(f: annotation) -> tuple[Any, Any]:  # type: ignore[valid-type]
+        return f, _first(f)
+
+    return predictor(read)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("type_name", HANDLE_TYPES)
+def test_handles_and_generators_injected_into_a_predictor_close_when_it_returns(
+    lines_file: str, type_name: str, strategy: str
+) -> None:
+    read = _handle_predictor(lines_file, type_name, strategy, is_async=False)
+    async_read = _handle_predictor(lines_file, type_name, strategy, is_async=True)
+    with ModelManager():  # still open: what was handed out is closed by then
+        handed = [read() for _ in range(3)]
+        handed.append(asyncio.run(async_read()))
+        assert [_is_closed(value) for value, _ in handed] == [True] * 4
+    text = type_name in ("TextIO", "Generator[str]")
+    assert all(first.startswith("one" if text else b"one") for _, first in handed)
+    assert len({id(value) for value, _ in handed[:3]}) == 3  # each call gets its own
+
+
+def test_a_predictor_that_raises_still_closes_what_it_was_handed(lines_file: str) -> None:
+    seen: list[Any] = []
+
+    @predictor
+    def fails(f: Annotated[BinaryIO, lines_file], g: Annotated[TextIO, lines_file]) -> None:
+        seen.extend([f, g])
+        raise ValueError("the model rejected the input")
+
+    @predictor
+    async def fails_async(f: Annotated[BinaryIO, lines_file]) -> None:
+        seen.append(f)
+        raise ValueError("the model rejected the input")
+
+    with ModelManager():
+        with pytest.raises(ValueError, match="rejected"):
+            fails()
+        with pytest.raises(ValueError, match="rejected"):
+            asyncio.run(fails_async())
+        assert [handle.closed for handle in seen] == [True, True, True]
+
+
+def test_a_generator_predictor_keeps_its_handle_until_it_finishes(lines_file: str) -> None:
+    handles: list[TextIO] = []
+
+    @predictor
+    def upper(f: Annotated[TextIO, lines_file]) -> Iterator[str]:
+        handles.append(f)
+        for line in f:
+            yield line.upper()
+
+    with ModelManager():
+        out = upper()
+        assert next(out) == "ONE\n"  # open after the call returned its generator
+        assert len(list(out)) == 3 * REPEAT - 1
+        partly = upper()
+        next(partly)
+        partly.close()  # closing the predictor's generator closes its file too
+        assert [h.closed for h in handles] == [True, True]
+
+
+def test_handles_injected_into_an_artifact_live_as_long_as_it_does(lines_file: str) -> None:
+    @artifact
+    def tokenizer(
+        f: Annotated[TextIO, lines_file], g: Annotated[Generator[bytes, None, None], lines_file]
+    ) -> tuple[TextIO, Generator[bytes, None, None]]:
+        return f, g
+
+    @predictor
+    def tokenize(t: Annotated[tuple[TextIO, Any], tokenizer]) -> str:
+        return t[0].readline()
+
+    with ModelManager() as manager:
+        assert [tokenize() for _ in range(3)] == ["one\n", "two\n", "three\n"]
+        handle, chunks = tokenizer()
+        assert next(chunks).startswith(b"one")  # still readable after the calls
+    assert manager.closed and handle.closed and next(chunks, None) is None

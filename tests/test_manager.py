@@ -371,3 +371,41 @@ def test_closing_an_entered_manager_makes_it_inactive() -> None:
             inner.close()
             assert model() is kept  # the outer manager is active again
         assert model() is kept
+
+
+def test_a_build_that_finishes_after_close_is_torn_down_and_its_caller_told() -> None:
+    log: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    @artifact
+    def slow_connection() -> Iterator[str]:
+        started.set()
+        release.wait()
+        log.append("opened")
+        yield "connection"
+        log.append("closed")
+
+    outcome: list[BaseException | str] = []
+
+    def first_call() -> None:
+        try:
+            outcome.append(slow_connection())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with ModelManager(namespace="late") as manager:
+        worker = threading.Thread(target=first_call)
+        worker.start()
+        try:
+            assert started.wait(10)
+            manager.close()  # while the build is in progress
+        finally:
+            release.set()
+            worker.join()
+    (error,) = outcome
+    assert isinstance(error, DaidaiError), error
+    assert "'late' was closed" in str(error) and error.component.endswith("slow_connection")
+    assert log == ["opened", "closed"]  # torn down at once: nothing left for a later close
+    assert "loaded=0" in repr(manager)
+    with pytest.raises(DaidaiError, match="is closed"):
+        manager.load(slow_connection)

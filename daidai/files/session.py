@@ -66,8 +66,18 @@ class FileSession:
             f"handles={len(self._handles)} closed={self._closed}>"
         )
 
-    def provide(self, spec: FileSpec, *, component: str, parameter: str) -> object:
+    def provide(
+        self, spec: FileSpec, *, component: str, parameter: str, owner: list[Any] | None = None
+    ) -> object:
         """The value of `spec.type` for this file under the strategy in force.
+
+        Args:
+            spec: the declaration.
+            component: who asks, for errors.
+            parameter: which parameter, for errors.
+            owner: where to put a handle or generator handed out, for the caller to close
+                (a predictor call closes its own when it returns); without it, the
+                session keeps it and closes it with `close()`.
 
         Raises:
             DeclarationError: the configured strategy cannot hand out this type.
@@ -85,7 +95,11 @@ class FileSession:
             parameter=parameter,
         )
         value = getattr(self, "_" + strategy)(spec, request)
-        return self._track(value)
+        if owner is None:
+            return self._track(value)
+        if _needs_closing(value):
+            owner.append(value)
+        return value
 
     def close(self) -> None:
         """Close handed-out handles and generators and remove the temporary folder.
@@ -178,7 +192,7 @@ class FileSession:
         )
 
     def _track(self, value: Any) -> Any:
-        if hasattr(value, "close") and not isinstance(value, (bytes, str, Path)):
+        if _needs_closing(value):
             with self._lock:
                 if len(self._handles) >= 64:  # forget handles the caller already closed
                     self._handles = [h for h in self._handles if not getattr(h, "closed", False)]
@@ -228,6 +242,11 @@ def _announce(result: FetchResult, source: str) -> None:
         return
     _announced.add((result.uri, result.checksum))
     logger.info("using %s %s (from %s, %d bytes)", result.uri, result.checksum, source, result.size)
+
+
+def _needs_closing(value: object) -> bool:
+    """Whether a value handed out is a handle or generator that holds a resource."""
+    return hasattr(value, "close") and not isinstance(value, (bytes, str, Path))
 
 
 def _with_force(request: FetchRequest, force: bool) -> FetchRequest:
