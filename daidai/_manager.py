@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daidai import _graph
+from daidai import _environment, _graph
 from daidai._component import Component, component_of
 from daidai._injection import Parameters, parameters_of
 from daidai._teardown import Files, close_all, finish
@@ -63,6 +63,7 @@ def _default_manager() -> ModelManager:
     with _open_lock:
         if not _open:
             default = ModelManager(namespace="default")
+            default._follow_environment()
             _open.insert(0, default)
             atexit.register(default.close)
         return _open[-1]
@@ -111,6 +112,10 @@ class ModelManager:
         self._overrides = {_component(c, "overrides"): v for c, v in (overrides or {}).items()}
         self._settings_args = {"lockfile": lockfile, "cache_dir": cache_dir, "offline": offline}
         self._settings: Settings | None = None
+        # The default manager's settings follow the environment: the change count they were
+        # read at, and the sessions of earlier settings, still serving what they handed out.
+        self._read_at: int | None = None
+        self._retired: list[FileSession] = []
         self._files: FileSession | None = None
         self._instances: dict[tuple[Component, Hashable], Any] = {}
         self._configs_alive: list[Mapping[str, Any]] = []
@@ -169,23 +174,45 @@ class ModelManager:
     @property
     def files(self) -> FileSession:
         """The manager's file session (created on first use)."""
+        settings = self.settings
         if self._files is None:
             with self._lock:
                 if self._files is None:
                     from daidai.files.session import FileSession
 
-                    self._files = FileSession(self.settings, lockfile=self.settings.lockfile)
+                    self._files = FileSession(settings, lockfile=settings.lockfile)
         return self._files
 
     @property
     def settings(self) -> Settings:
-        """Settings read when first needed, never at import."""
-        if self._settings is None:
-            from daidai._settings import apply_log_level, load_settings
-
-            self._settings = load_settings(**self._settings_args)  # type: ignore[arg-type]
-            apply_log_level(self._settings)
+        """Settings read when first needed, never at import (and, in the default manager,
+        again after the environment changed)."""
+        if self._settings is None or (
+            self._read_at is not None and self._read_at != _environment.changes
+        ):
+            self._read_settings()
+        assert self._settings is not None
         return self._settings
+
+    def _read_settings(self) -> None:
+        from daidai._settings import apply_log_level, load_settings
+
+        with self._lock:
+            read_at = _environment.changes
+            settings = load_settings(**self._settings_args)  # type: ignore[arg-type]
+            apply_log_level(settings)
+            if self._files is not None:
+                self._retired.append(self._files)
+                self._files = None
+            self._settings = settings
+            if self._read_at is not None:
+                self._read_at = read_at
+                self._ready.clear()
+
+    def _follow_environment(self) -> None:
+        """Re-read settings after a `DAIDAI_*` variable or the current folder changes."""
+        self._read_at = -1  # settings not read yet
+        _environment.watch(self._ready.clear)
 
     def __enter__(self) -> ModelManager:
         self._check_open()
@@ -501,8 +528,10 @@ class ModelManager:
     def _finish_close(self, errors: list[tuple[str, BaseException]], raise_errors: bool) -> None:
         for name, error in errors:
             logger.error("teardown of %s failed: %r", name, error, exc_info=error)
-        if self._files is not None:
-            self._files.close()
+        for session in [*self._retired, self._files]:
+            if session is not None:
+                session.close()
+        self._retired.clear()
         self._instances.clear()
         self._ready.clear()
         self._configs_alive.clear()

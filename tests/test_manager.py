@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -409,3 +410,25 @@ def test_a_build_that_finishes_after_close_is_torn_down_and_its_caller_told() ->
     assert "loaded=0" in repr(manager)
     with pytest.raises(DaidaiError, match="is closed"):
         manager.load(slow_connection)
+
+
+def test_the_default_manager_follows_a_cache_dir_set_between_two_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"weights")
+
+    @predictor
+    def where(p: Annotated[Path, str(weights)]) -> Path:
+        return p
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    monkeypatch.setenv("DAIDAI_CACHE_DIR", str(first))
+    assert where() == where()  # the second call is warm
+    assert where().is_relative_to(first)
+    monkeypatch.setenv("DAIDAI_CACHE_DIR", str(second))
+    assert where().is_relative_to(second)
+    assert where().read_bytes() == b"weights"
+    monkeypatch.delenv("DAIDAI_CACHE_DIR")
+    monkeypatch.setenv("DAIDAI_CACHE_DIR", str(first))
+    assert where().is_relative_to(first)

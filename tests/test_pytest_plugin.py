@@ -275,3 +275,35 @@ def test_network_guard_stops_a_daidai_download_from_a_remote_host(
     result = pytester.runpytest(*FAST)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*unexpected network access: connect to*192.0.2.1*"])
+
+
+def test_daidai_cache_isolates_predictors_called_outside_a_manager(
+    pytester: pytest.Pytester,
+) -> None:
+    # No `with ModelManager()`: the calls use the process-wide default manager, which must
+    # follow each test's DAIDAI_CACHE_DIR, warm predictor included.
+    _write(
+        pytester,
+        test_default="""
+        from pathlib import Path
+        from typing import Annotated
+
+        from daidai import predictor
+
+        WEIGHTS = Path(__file__).with_name("weights.bin")
+        WEIGHTS.write_bytes(b"weights")
+
+        @predictor
+        def weights_path(p: Annotated[Path, str(WEIGHTS)]) -> Path:
+            return p
+
+        def test_first(daidai_cache):
+            assert weights_path().is_relative_to(daidai_cache)
+
+        def test_second(daidai_cache):
+            assert weights_path().is_relative_to(daidai_cache)
+            assert weights_path().read_bytes() == b"weights"
+        """,
+    )
+    result = pytester.runpytest("--strict-markers", *FAST)
+    result.assert_outcomes(passed=2)

@@ -1,7 +1,8 @@
 """pytest plugin for projects that use daidai, registered through the `pytest11` entry point.
 
 Fixtures:
-    daidai_cache: an empty cache folder for the test; `DAIDAI_CACHE_DIR` points at it.
+    daidai_cache: an empty cache folder for the test; `DAIDAI_CACHE_DIR` points at it (calls
+        outside a manager use it too: the default manager follows the variable).
     daidai_overrides: `{component: object}` given to `daidai_manager` (override the fixture, or
         use the `daidai_overrides` marker).
     daidai_manager: a fresh, entered `ModelManager` using `daidai_cache` and the overrides;
