@@ -3,14 +3,13 @@ turning bytes, files and streams into the seven types a parameter can ask for.""
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
 from daidai._settings import Settings
-from daidai.errors import ChecksumMismatchError, FileError, OfflineError
+from daidai.errors import ChecksumMismatchError, OfflineError
 from daidai.files._source import (
     LOCAL_PROTOCOLS,
     Origin,
@@ -20,6 +19,7 @@ from daidai.files._source import (
     source_errors,
     stat_source,
 )
+from daidai.files._text import decode, decoding, open_options_for
 from daidai.files._transfer import MappedReader
 from daidai.files.fetch import FetchRequest, options_for
 from daidai.files.hashing import CHUNK_SIZE, format_checksum, new_hasher
@@ -32,19 +32,10 @@ __all__ = [
     "open_stream",
     "origin_of",
     "read_all",
-    "text_options",
 ]
 
-_TEXT_KEYS = ("encoding", "errors", "newline")
 _STREAM_BUFFER = 1024 * 1024
 GENERATOR_CHUNK = 1024 * 1024  # what Generator[bytes] yields: small enough to stay flat
-
-
-def text_options(open_options: dict[str, Any]) -> dict[str, Any]:
-    """`open()` keyword arguments for text, UTF-8 unless `open_options` says otherwise."""
-    options = {k: open_options[k] for k in _TEXT_KEYS if k in open_options}
-    options.setdefault("encoding", "utf-8")
-    return options
 
 
 def chunk_size(open_options: dict[str, Any]) -> int:
@@ -156,51 +147,13 @@ def origin_of(request: FetchRequest) -> Origin:
     return Origin(request.uri, request.component, request.parameter)
 
 
-@contextlib.contextmanager
-def _decoding(origin: Origin, encoding: str) -> Iterator[None]:
-    """Map an undecodable byte (or an unknown encoding) to a `FileError` naming the file."""
+def _text(buffer: IO[bytes], options: dict[str, Any], origin: Origin) -> io.TextIOWrapper:
     try:
-        yield
-    except UnicodeError as exc:
-        raise _decode_error(origin, encoding, exc) from exc
-    except LookupError as exc:
-        raise origin.error(
-            FileError, f"unknown encoding {encoding!r} in open_options; name a Python codec"
-        ) from exc
-
-
-def _decode_error(origin: Origin, encoding: str, exc: UnicodeError) -> FileError:
-    return origin.error(
-        FileError,
-        f"the content does not decode as {encoding} ({exc}); set open_options="
-        "{'encoding': ...} to the file's encoding, or declare the parameter as bytes",
-    )
-
-
-class _Text(io.TextIOWrapper):
-    """A text stream, decoded as `open()` decodes, whose decoding errors name the file."""
-
-    def __init__(self, buffer: IO[bytes], origin: Origin, options: dict[str, Any]) -> None:
-        try:
-            with _decoding(origin, options["encoding"]):
-                super().__init__(buffer, **options)
-        except BaseException:
-            buffer.close()
-            raise
-        self._origin = origin
-        self.__dict__["mode"] = "r"  # as `open()` sets it
-
-    def read(self, size: int | None = -1) -> str:
-        with _decoding(self._origin, self.encoding):
-            return super().read(size)
-
-    def readline(self, size: int = -1) -> str:  # type: ignore[override]
-        with _decoding(self._origin, self.encoding):
-            return super().readline(size)
-
-    def __next__(self) -> str:  # type: ignore[override]
-        with _decoding(self._origin, self.encoding):
-            return super().__next__()
+        with decoding(origin, options["encoding"]):
+            return io.TextIOWrapper(buffer, **options)
+    except BaseException:
+        buffer.close()
+        raise
 
 
 def from_path(path: Path, file_type: str, open_options: dict[str, Any], origin: Origin) -> Any:
@@ -213,9 +166,11 @@ def from_path(path: Path, file_type: str, open_options: dict[str, Any], origin: 
         return path.open("rb")
     if file_type == FileType.BYTE_CHUNKS:
         return _file_chunks(path, chunk_size(open_options))
+    options = open_options_for(open_options, origin)
     if file_type == FileType.TEXT_LINES:
-        return _file_lines(path, text_options(open_options), origin)
-    text = _Text(path.open("rb"), origin, text_options(open_options))
+        return _file_lines(path, options, origin)
+    with decoding(origin, options["encoding"]):
+        text = path.open("r", **options)
     if file_type == FileType.TEXT_IO:
         return text
     with text:
@@ -223,7 +178,9 @@ def from_path(path: Path, file_type: str, open_options: dict[str, Any], origin: 
 
 
 def _file_lines(path: Path, options: dict[str, Any], origin: Origin) -> Generator[str, None, None]:
-    with _Text(path.open("rb"), origin, options) as fh:  # opened when first read
+    with decoding(origin, options["encoding"]):
+        fh = path.open("r", **options)  # opened when first read
+    with fh:
         yield from fh
 
 
@@ -241,22 +198,11 @@ def from_bytes(data: bytes, file_type: str, open_options: dict[str, Any], origin
         return io.BytesIO(data)
     if file_type == FileType.BYTE_CHUNKS:
         return _memory_chunks(data, chunk_size(open_options))
-    options = text_options(open_options)
+    options = open_options_for(open_options, origin)
     if file_type == FileType.STR:
-        return _decode(data, options, origin)
-    text = _Text(io.BytesIO(data), origin, options)
+        return decode(data, options, origin)
+    text = _text(io.BytesIO(data), options, origin)
     return text if file_type == FileType.TEXT_IO else _lines(text)
-
-
-def _decode(data: bytes, options: dict[str, Any], origin: Origin) -> str:
-    """`data` as `open(..., **options).read()` would give it, in one decode."""
-    encoding = options["encoding"]
-    with _decoding(origin, encoding):
-        text = data.decode(encoding, options.get("errors") or "strict")
-    if options.get("newline") is None and "\r" in text:
-        # Universal newlines, as `open()` reads: only `newline=None` translates on input.
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
 
 
 def _memory_chunks(data: bytes, size: int) -> Generator[bytes, None, None]:
@@ -278,7 +224,7 @@ def from_stream(
         return stream
     if file_type == FileType.BYTE_CHUNKS:
         return _stream_chunks(stream, chunk_size(open_options))
-    text = _Text(stream, origin, text_options(open_options))
+    text = _text(stream, open_options_for(open_options, origin), origin)
     # TextIOWrapper asks its buffer for 8 KiB at a time, and an empty BufferedReader passes
     # that size to the source: one ranged GET per 8 KiB from an object store (3 s for
     # 3 MiB from SeaweedFS, against 0.05 s in 1 MiB reads).
