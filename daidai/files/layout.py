@@ -4,7 +4,8 @@
 <cache>/
 ├── CACHEDIR.TAG                     tells backup tools to skip the folder
 └── files/<key[:2]>/<key>/           one entry per source identity (see `entry_key`)
-    ├── ref.json                     the current version, replaced atomically (`Ref`)
+    ├── ref.json                     the current version (and older ones' records), replaced
+    │                                atomically (`Ref`)
     ├── sha256-<hex>/<name>          a complete, verified version: a file or a folder
     ├── .tmp-<uuid>/<name>           a download in progress (renamed to sha256-<hex> when done)
     ├── .lock                        taken to avoid duplicate downloads, never for correctness
@@ -15,8 +16,9 @@ Versions are content-addressed: a `sha256-<hex>` folder only ever appears throug
 `os.rename` of a fully written and hashed staging folder, so its existence proves it is
 complete, two processes racing on the same content produce the same bytes, and a lock that
 lies (NFS, Lustre) costs at most a duplicate download, never a wrong byte. `<name>` is the
-source's own file name, sanitized: ML loaders look at extensions and folder contents.
-The entry key is a hash, so no URI can name a path outside the cache.
+source's own file name, sanitized: ML loaders look at extensions and folder contents
+(inside a fetched folder, names are kept exactly). The entry key is a hash of the URI's
+identity (`identity`), so no URI can name a path outside the cache.
 """
 
 from __future__ import annotations
