@@ -29,7 +29,7 @@ _KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "default_cache_strategy": ((str,), "one of " + ", ".join(STRATEGIES)),
     "jobs": ((int,), "a positive integer"),
     "offline": ((bool,), "true or false"),
-    "storage_options": ((dict,), "a table of tables, one per protocol"),
+    "storage_options": ((dict,), "a table of tables, one per protocol or URI prefix"),
     "log_level": ((str,), "one of " + ", ".join(LOG_LEVELS)),
 }
 
@@ -44,7 +44,8 @@ class Settings:
         default_cache_strategy: strategy for files whose annotation names none.
         jobs: parallel downloads.
         offline: never read a remote source.
-        storage_options: fsspec options per protocol (`{"s3": {...}}`).
+        storage_options: fsspec options per protocol (`{"s3": {...}}`) or URI prefix
+            (`{"https://models.example.com/": {...}}`).
         modules: modules the CLI imports when given no target.
         config_file: the file these settings came from, if any.
         log_level: logging level for daidai's loggers, if set.
@@ -239,10 +240,6 @@ def _check_values(data: dict[str, Any], where: str, prefix: str) -> None:
         fail("log_level", _KEYS["log_level"][1])
     if "modules" in data and not all(isinstance(m, str) for m in data["modules"]):
         fail("modules", _KEYS["modules"][1])
-    for protocol, options in data.get("storage_options", {}).items():
-        if not isinstance(options, dict):
-            raise ConfigError(
-                f"expected a table of fsspec options, got {options!r}",
-                path=where,
-                key=f"{prefix}storage_options.{protocol}",
-            )
+    from daidai.files._policy import check_storage_tables
+
+    check_storage_tables(data.get("storage_options", {}), path=where, prefix=prefix)

@@ -149,9 +149,17 @@ def redact(text: str, storage_options: Mapping[str, Any] | None) -> str:
 
 
 def filesystem(uri: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
-    """The fsspec filesystem and the path inside it for `uri`."""
+    """The fsspec filesystem and the path inside it for `uri`.
+
+    Raises:
+        ConfigError: the URI or an option is not allowed (`daidai.files._policy`).
+    """
     from fsspec.core import url_to_fs
 
+    from daidai.files._policy import check_options, check_uri
+
+    check_uri(uri)
+    check_options(storage_options)
     fs, path = url_to_fs(uri, **dict(storage_options))
     return fs, str(path)
 
