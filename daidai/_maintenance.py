@@ -265,7 +265,7 @@ def plan_prune(
         LockfileError: a lockfile is malformed.
     """
     pins = _sharing.pins(settings, project_only=project_only)
-    report = layout.scan(settings.cache_dir)
+    report = _scan_to_delete(settings)
     now = time.time() if now is None else now
     partials, notes = _leftover_partials(report, now)
     notes = _unpinned_note(pins, report, project_only) + notes
@@ -286,8 +286,12 @@ def plan_prune(
 
 def plan_clear(*, settings: Settings) -> CachePlan:
     """Plan emptying the cache: every entry, but no version in use and no download in
-    progress."""
-    report = layout.scan(settings.cache_dir)
+    progress.
+
+    Raises:
+        ConfigError: the folder is not a daidai cache (nothing of it is deleted).
+    """
+    report = _scan_to_delete(settings)
     return _plan(report, report.entries, (), (), ())
 
 
@@ -300,7 +304,7 @@ def plan_rm(*, settings: Settings, patterns: Sequence[str]) -> CachePlan:
     """
     import fnmatch
 
-    report = layout.scan(settings.cache_dir)
+    report = _scan_to_delete(settings)
     doomed, unmatched = [], []
     for pattern in patterns:
         forms = {pattern} if "://" in pattern else {pattern, os.path.abspath(pattern)}
@@ -328,6 +332,17 @@ def apply_plan(plan: CachePlan) -> Applied:
 
 def _only_staging(entry: layout.CacheEntry) -> bool:
     return entry.ref is None and not entry.versions and bool(entry.partials)
+
+
+def _scan_to_delete(settings: Settings) -> layout.CacheReport:
+    """The scan a destructive command plans from: only inside a folder daidai marked as
+    its cache, only daidai's own entries (`layout.is_daidai_entry`)."""
+    from daidai.errors import ConfigError
+
+    reason = layout.not_a_cache_reason(settings.cache_dir)
+    if reason is not None:
+        raise ConfigError(f"refused: {reason}", path=str(settings.cache_dir))
+    return layout.scan(settings.cache_dir)
 
 
 def _unpinned_note(
@@ -496,5 +511,5 @@ def _repair(
 
 def _delete_version_of(content: Path) -> None:
     folder = content.parent
-    if folder.name.startswith(layout.VERSION_PREFIX):
+    if folder.name.startswith(layout.VERSION_PREFIX) and layout.is_daidai_entry(folder.parent):
         layout.delete_version(layout.Version("sha256:", folder, 0, False))

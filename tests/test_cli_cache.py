@@ -131,6 +131,7 @@ def test_clear_empties_the_cache(project: Project) -> None:
 def test_prune_evicts_least_recently_used_first_under_max_size(
     cache_dir: Path, tmp_path: Path
 ) -> None:
+    layout.cache_tag(cache_dir)  # as daidai marks a cache folder it creates
     for index, days in enumerate((3, 1, 2)):
         entry = layout.entry_dir(cache_dir, f"http://h/{index}.bin")
         version = entry / ("sha256-" + f"{index}" * 64)

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from daidai._settings import Settings
-from daidai.errors import ChecksumMismatchError, DaidaiError, OfflineError
+from daidai.errors import CacheError, ChecksumMismatchError, DaidaiError, OfflineError
 from daidai.files import in_use, layout
+from daidai.files._policy import scoped_table
 from daidai.files._source import (
     LOCAL_PROTOCOLS,
     Opened,
@@ -135,10 +136,24 @@ class FetchResult:
 
 
 def options_for(uri: str, settings: Settings, own: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Storage options for `uri`: the settings' options for its protocol, then the file's own."""
-    merged = dict(settings.storage_options.get(protocol_of(uri), {}))
+    """Storage options for `uri`: the settings' table for its protocol, then the one of the
+    longest URI prefix it starts with, then the file's own.
+
+    An Azure URI naming its own account (`abfs://container@account.dfs...`) gets no
+    per-protocol table: its credentials are for the account the configuration names.
+    """
+    tables = settings.storage_options
+    protocol = protocol_of(uri)
+    merged = {} if _names_account(uri, protocol) else dict(tables.get(protocol, {}))
+    merged.update(scoped_table(uri, tables) or {})
     merged.update(own or {})
     return merged
+
+
+def _names_account(uri: str, protocol: str) -> bool:
+    if protocol not in ("az", "abfs", "abfss"):
+        return False
+    return "@" in uri.rsplit("::", 1)[-1].split("://", 1)[-1].split("/", 1)[0]
 
 
 def cached(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
@@ -214,9 +229,10 @@ def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchRes
     _require_online(request, settings, origin)
     with source_errors(origin):
         fs, path = filesystem(request.uri, options)
+    layout.cache_tag(settings.cache_dir)
     with cache_errors(origin):
         entry.mkdir(parents=True, exist_ok=True)
-    layout.cache_tag(settings.cache_dir)
+    _refuse_links(entry, origin)
     release = _lock_entry(entry, origin, wait=wait)
     if release is None:
         return None
@@ -446,6 +462,18 @@ def _require_online(
             "on (DAIDAI_OFFLINE); run `daidai fetch` with network access first, into that "
             "cache folder (DAIDAI_CACHE_DIR or cache_dir in daidai.toml)",
         )
+
+
+def _refuse_links(entry: Path, origin: Origin) -> None:
+    """Refuse to write through a symbolic link planted inside the cache folder (`files/`,
+    a shard or the entry itself): every byte daidai writes stays inside the cache."""
+    for folder in (entry.parent.parent, entry.parent, entry):
+        if os.path.islink(folder):
+            raise origin.error(
+                CacheError,
+                f"{folder} is a symbolic link; daidai writes only inside its cache folder, "
+                "never through a link; remove the link or use another DAIDAI_CACHE_DIR",
+            )
 
 
 def _lock_entry(entry: Path, origin: Origin, *, wait: bool = True) -> Callable[[], None] | None:

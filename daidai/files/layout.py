@@ -27,7 +27,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import time
 import unicodedata
 import uuid
@@ -51,8 +53,11 @@ __all__ = [
     "entry_dir",
     "entry_key",
     "identity",
+    "is_daidai_cache",
+    "is_daidai_entry",
     "mark_used",
     "new_staging_dir",
+    "not_a_cache_reason",
     "read_ref",
     "safe_name",
     "scan",
@@ -67,8 +72,16 @@ FILES_DIR = "files"
 REF_FILE = "ref.json"
 LOCK_FILE = ".lock"
 LAST_USED_FILE = ".last-used"
+TAG_FILE = "CACHEDIR.TAG"
 TMP_PREFIX = ".tmp-"
 VERSION_PREFIX = "sha256-"
+_KEY = re.compile(r"[0-9a-f]{64}")
+# Every name daidai creates inside an entry; an entry holding anything else is not touched.
+_OWN_NAME = re.compile(
+    r"ref\.json|\.lock|\.last-used|sha256-[0-9a-f]{64}|\.in-use-[0-9a-f]{64}|\.tmp-.+"
+)
+# What daidai creates in the cache root besides the tag: entries, and the lockfile registry.
+_ROOT_NAMES = frozenset({FILES_DIR, "lockfiles"})
 MAX_NAME_BYTES = 160  # well under the 255-byte limit of common filesystems, room for suffixes
 _DEFAULT_PORTS = {"http": 80, "https": 443}  # also the protocols whose host has no case
 # Protocols whose `user:password@` before the host is a credential, not part of the name;
@@ -78,11 +91,11 @@ _CREDENTIAL_PROTOCOLS = frozenset({"http", "https", "ftp", "sftp", "ssh", "smb",
 # must not share entries, while credentials must never reach the disk.
 _ENDPOINT_KEYS = ("endpoint_url", "endpoint", "account_name", "account_url", "project")
 MAX_OLDER_RECORDS = 16  # versions beyond that are rare; an unrecorded one is hashed once per use
-_TAG = (
+_TAG_HEAD = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by daidai.\n"
-    "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
+_TAG = _TAG_HEAD + "# For information about cache directory tags see https://bford.info/cachedir/\n"
 
 
 @dataclass(frozen=True)
@@ -368,14 +381,85 @@ def new_staging_dir(entry: Path) -> Path:
 
 
 def cache_tag(cache_dir: Path) -> None:
-    """Write `CACHEDIR.TAG` in the cache root if missing (best-effort, atomic)."""
-    tag = Path(cache_dir) / "CACHEDIR.TAG"
-    if tag.exists():
+    """Create the cache folder if needed and mark it as daidai's with `CACHEDIR.TAG`.
+
+    Only a folder daidai creates (or finds empty, or holding nothing but its own) is
+    marked: `DAIDAI_CACHE_DIR=$HOME` must neither hide a home folder from backups nor make
+    it a cache that `daidai cache clear` would empty. Best-effort and atomic.
+    """
+    root = Path(cache_dir)
+    tag = root / TAG_FILE
+    if os.path.lexists(tag):
         return
     with contextlib.suppress(OSError):
+        root.mkdir(parents=True, exist_ok=True)
+        if set(os.listdir(root)) - _ROOT_NAMES - _tag_temps(root):
+            return  # someone else's folder: use it, never claim it
         tmp = tag.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}.tag")
         tmp.write_text(_TAG, encoding="ascii")
         os.replace(tmp, tag)
+
+
+def _tag_temps(root: Path) -> set[str]:
+    # Another process marking the same new folder at the same moment.
+    return {n for n in os.listdir(root) if n.startswith(TMP_PREFIX) and n.endswith(".tag")}
+
+
+def is_daidai_cache(cache_dir: Path) -> bool:
+    """Whether daidai marked `cache_dir` as its cache: a regular `CACHEDIR.TAG` (not a
+    link) with the standard signature line and daidai's own comment line, as every daidai
+    version wrote it."""
+    try:
+        with open(Path(cache_dir) / TAG_FILE, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode) or os.path.islink(fh.name):
+                return False
+            head = fh.read(len(_TAG) + 1)
+    except OSError:
+        return False
+    return head.decode("ascii", "replace").startswith(_TAG_HEAD)
+
+
+def not_a_cache_reason(cache_dir: Path) -> str | None:
+    """Why cache commands must not delete anything in `cache_dir`, or None when they may.
+
+    A missing or empty folder holds nothing to delete; a folder daidai did not mark holds
+    nothing of daidai's, whatever its contents look like.
+    """
+    root = Path(cache_dir)
+    if is_daidai_cache(root):
+        if os.path.islink(root / FILES_DIR):
+            return f"{root / FILES_DIR} is a symbolic link; daidai never deletes through one"
+        return None
+    try:
+        if not os.listdir(root):
+            return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    return (
+        f"it has no {TAG_FILE} written by daidai, so it is not a daidai cache folder and "
+        "nothing in it is deleted; point DAIDAI_CACHE_DIR (or cache_dir in daidai.toml) at "
+        "daidai's cache"
+    )
+
+
+def is_daidai_entry(path: Path) -> bool:
+    """Whether `path` is one of daidai's own entries: a real folder (no link on the way
+    from `files/`) named by a 64-hex key in the shard of its first two digits, holding only
+    names daidai makes. Cache commands delete nothing else."""
+    entry = Path(path)
+    key, shard = entry.name, entry.parent
+    if not _KEY.fullmatch(key) or shard.name != key[:2] or shard.parent.name != FILES_DIR:
+        return False
+    try:
+        for folder in (shard.parent, shard, entry):
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return False
+        with os.scandir(entry) as children:
+            return all(_OWN_NAME.fullmatch(child.name) for child in children)
+    except OSError:
+        return False
 
 
 def read_ref(entry: Path) -> Ref | None:
@@ -428,16 +512,21 @@ def scan(cache_dir: Path) -> CacheReport:
 
 
 def _entry_dirs(root: Path) -> Iterator[Path]:
+    """daidai's own entries under `files/` (see `is_daidai_entry`); never through a link."""
+    if os.path.islink(root):
+        return
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for shard in sorted(root.iterdir()):
-            if shard.is_dir() and not shard.is_symlink():
-                yield from sorted(p for p in shard.iterdir() if p.is_dir())
+            if len(shard.name) == 2 and shard.is_dir() and not shard.is_symlink():
+                yield from sorted(p for p in shard.iterdir() if is_daidai_entry(p))
 
 
 def _scan_entry(entry: Path) -> CacheEntry:
     ref = read_ref(entry)
     versions, partials = [], []
     for child in sorted(entry.iterdir()):
+        if child.is_symlink():
+            continue  # not daidai's: never followed, never deleted
         if child.name.startswith(VERSION_PREFIX) and child.is_dir():
             checksum = "sha256:" + child.name[len(VERSION_PREFIX) :]
             current = ref is not None and ref.checksum == checksum
@@ -491,6 +580,8 @@ def delete_version(version: Version) -> None:
 
 def delete_entry(entry: CacheEntry) -> None:
     """Remove an entry: ref first so no reader is pointed at a version being deleted."""
+    if not is_daidai_entry(entry.path):
+        return  # replaced since the scan (by a link, or by someone else's folder)
     with contextlib.suppress(FileNotFoundError):
         (entry.path / REF_FILE).unlink()
     _remove_tree(entry.path)
