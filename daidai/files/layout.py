@@ -80,8 +80,6 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 _OWN_NAME = re.compile(
     r"ref\.json|\.lock|\.last-used|sha256-[0-9a-f]{64}|\.in-use-[0-9a-f]{64}|\.tmp-.+"
 )
-# What daidai creates in the cache root besides the tag: entries, and the lockfile registry.
-_ROOT_NAMES = frozenset({FILES_DIR, "lockfiles"})
 MAX_NAME_BYTES = 160  # well under the 255-byte limit of common filesystems, room for suffixes
 _DEFAULT_PORTS = {"http": 80, "https": 443}  # also the protocols whose host has no case
 # Protocols whose `user:password@` before the host is a credential, not part of the name;
@@ -383,9 +381,10 @@ def new_staging_dir(entry: Path) -> Path:
 def cache_tag(cache_dir: Path) -> None:
     """Create the cache folder if needed and mark it as daidai's with `CACHEDIR.TAG`.
 
-    Only a folder daidai creates (or finds empty, or holding nothing but its own) is
-    marked: `DAIDAI_CACHE_DIR=$HOME` must neither hide a home folder from backups nor make
-    it a cache that `daidai cache clear` would empty. Best-effort and atomic.
+    Only a folder daidai creates (or finds empty) is marked, and daidai marks it before
+    writing anything else there: `DAIDAI_CACHE_DIR=$HOME` must neither hide a home folder
+    from backups nor make it a cache that `daidai cache clear` would empty. Best-effort and
+    atomic.
     """
     root = Path(cache_dir)
     tag = root / TAG_FILE
@@ -393,7 +392,7 @@ def cache_tag(cache_dir: Path) -> None:
         return
     with contextlib.suppress(OSError):
         root.mkdir(parents=True, exist_ok=True)
-        if set(os.listdir(root)) - _ROOT_NAMES - _tag_temps(root):
+        if set(os.listdir(root)) - _tag_temps(root):
             return  # someone else's folder: use it, never claim it
         tmp = tag.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}.tag")
         tmp.write_text(_TAG, encoding="ascii")

@@ -19,6 +19,8 @@ import os
 import uuid
 from pathlib import Path
 
+from daidai.files import layout
+
 __all__ = ["REGISTRY_DIR", "register", "registered"]
 
 REGISTRY_DIR = "lockfiles"
@@ -34,6 +36,9 @@ def register(cache_dir: Path, lockfile: Path) -> None:
     with contextlib.suppress(OSError):
         if not _writable(Path(cache_dir)):
             return  # a read-only deployment must see no write at all
+        layout.cache_tag(Path(cache_dir))  # marks a folder daidai creates now
+        if not layout.is_daidai_cache(Path(cache_dir)):
+            return  # someone else's folder (a pull request's cache_dir = $HOME): write nothing
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_name(f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.json")
         try:
