@@ -87,7 +87,7 @@ def cache_dir(verbose: Verbose = False) -> None:
 
 @app.command("ls")
 def cache_ls(json_: Json = False, verbose: Verbose = False) -> None:
-    """List cache entries with URI, size, last use and whether the lockfile pins them."""
+    """List cache entries with URI, size, last use and whether a lockfile pins them."""
     from daidai._maintenance import list_cache
     from daidai._settings import load_settings
 
@@ -115,9 +115,11 @@ def cache_prune(
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
-    """Evict entries no registered lockfile pins, least recently used first; with no
-    criteria, everything unpinned. Leftover partial downloads always go. Never a version
-    a running process uses, nor a download in progress."""
+    """Evict what no project's lockfile pins, least recently used first.
+
+    With no criteria, everything unpinned. Leftover partial downloads always go.
+    Never a version a running process uses, nor a download in progress.
+    """
     from daidai._maintenance import plan_prune
     from daidai._settings import load_settings
 
@@ -133,8 +135,10 @@ def cache_prune(
 
 @app.command("clear")
 def cache_clear(dry_run: DryRun = False, yes: Yes = False, verbose: Verbose = False) -> None:
-    """Empty the cache, locked files included; not versions a running process uses, nor
-    downloads in progress."""
+    """Empty the cache, locked files included.
+
+    Versions a running process uses and downloads in progress stay.
+    """
     from daidai._maintenance import plan_clear
     from daidai._settings import load_settings
 
@@ -155,8 +159,10 @@ def cache_rm(
     yes: Yes = False,
     verbose: Verbose = False,
 ) -> None:
-    """Remove the matching entries, locked or not; never a version a running process
-    uses."""
+    """Remove the entries matching URIs or globs, locked or not.
+
+    Versions a running process uses stay.
+    """
     from daidai._maintenance import plan_rm
     from daidai._settings import load_settings
     from daidai.errors import DaidaiError
