@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -159,6 +160,7 @@ def _read_parameter(
 
     base, metadata = _split(annotation)
     _check_no_plain_function(metadata, fail)
+    _check_no_hidden_marker(base, fail)
     if component_of(base) is not None:
         raise fail(
             f"{component_of(base)!r} is used as a type; "
@@ -203,6 +205,20 @@ def _check_no_plain_function(metadata: tuple[Any, ...], fail: Any) -> None:
             raise fail(
                 f"{item.__qualname__} is a plain function, not a component; "
                 "decorate it with @artifact (or @predictor) to inject it"
+            )
+
+
+def _check_no_hidden_marker(base: Any, fail: Any) -> None:
+    # `Annotated[Client, client] | None` reads as "maybe injected", but the marker sits
+    # inside the union, where nobody looks for it: the parameter would silently get None.
+    if typing.get_origin(base) not in (typing.Union, types.UnionType):
+        return
+    for member in typing.get_args(base):
+        _, metadata = _split(member)
+        if any(component_of(m) for m in metadata):
+            raise fail(
+                "the dependency marker is inside a union (Optional or `| None`); write "
+                "Annotated[<type> | None, <component>] so that it is injected"
             )
 
 

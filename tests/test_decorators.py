@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import pickle
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, Optional, TextIO
 
 import pytest
 
@@ -190,6 +190,8 @@ def _opened(open_options: str) -> str:
         ("def f(x: Annotated[int, plain]): ...", "plain is a plain function, not a component"),
         ("def f(x: Annotated[int, a, plain]): ...", "plain is a plain function"),
         ("def f(x: Annotated[int, lambda: 1]): ...", "is a plain function"),
+        ("def f(x: Annotated[int, a] | None = None): ...", "marker is inside a union"),
+        ("def f(x: Optional[Annotated[int, a]] = None): ...", "marker is inside a union"),
         ("def f(*x: Annotated[int, a]): ...", r"\*x cannot be injected"),
         ("def f(**x: Annotated[int, 'mem://x']): ...", r"\*\*x cannot be injected"),
         (_opened("{'encoding': 'no-such-codec'}"), "unknown text encoding 'no-such-codec'"),
@@ -212,7 +214,7 @@ def test_declaration_mistakes_fail_when_the_decorator_runs(source: str, message:
         return 3
 
     namespace: dict[str, Any] = {"Annotated": Annotated, "Path": Path, "a": a, "b": b}
-    namespace.update(plain=plain, TextIO=TextIO)
+    namespace.update(plain=plain, TextIO=TextIO, Optional=Optional)
     exec(source, namespace)
     with pytest.raises(DeclarationError, match=message) as info:
         predictor(namespace["f"])
@@ -236,11 +238,12 @@ def test_valid_open_options_and_other_libraries_metadata_pass_the_decorator() ->
         x: Annotated[int, Doc("the input"), two],
         text: Annotated[str, "mem://t.txt", {"open_options": options}] = "",
         y: Annotated[int, Doc("plain")] = 1,
+        z: Annotated[int | None, two] = None,
     ) -> int:
-        return x + y
+        return x + y + (z or 0)
 
     with ModelManager(overrides={}):
-        assert f(text="given") == 3
+        assert f(text="given") == 5
 
 
 def test_a_forward_reference_is_resolved_at_first_use() -> None:
