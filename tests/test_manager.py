@@ -432,3 +432,25 @@ def test_the_default_manager_follows_a_cache_dir_set_between_two_calls(
     monkeypatch.delenv("DAIDAI_CACHE_DIR")
     monkeypatch.setenv("DAIDAI_CACHE_DIR", str(first))
     assert where().is_relative_to(first)
+
+
+def test_the_default_manager_follows_the_current_folder_to_its_daidai_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"weights")
+
+    @predictor
+    def where(p: Annotated[Path, str(weights)]) -> Path:
+        return p
+
+    monkeypatch.delenv("DAIDAI_CACHE_DIR")
+    for project in ("one", "two"):
+        (tmp_path / project).mkdir()
+        cache = (tmp_path / project / "cache").as_posix()
+        (tmp_path / project / "daidai.toml").write_text(f'cache_dir = "{cache}"\n')
+    monkeypatch.chdir(tmp_path / "one")
+    assert where() == where()
+    assert where().is_relative_to(tmp_path / "one" / "cache")
+    monkeypatch.chdir(tmp_path / "two")
+    assert where().is_relative_to(tmp_path / "two" / "cache")

@@ -87,12 +87,17 @@ print(json.dumps({"predictors": len(predictors), "before": before, "after": meas
 """
 
 _IN_MEMORY_TEXT = """
-read = make(sys.argv[1], "in_memory", "TextIO")
-read()
+uri = sys.argv[1]
+
+@predictor
+def peek(f: Annotated[TextIO, uri, {"cache_strategy": "in_memory"}]) -> int:
+    first_line = f.readline()
+    return measure()[1]  # RSS while holding the handle
+
+peek()
 before = measure()
-for _ in range(40):
-    read()
-print(json.dumps({"before": before, "after": measure()}))
+handed = [peek() - before[1] for _ in range(40)]
+print(json.dumps({"before": before, "after": measure(), "in_call": max(handed)}))
 """
 
 
@@ -138,6 +143,8 @@ def test_calls_reading_over_http_keep_descriptors_and_memory_flat(
 def test_in_memory_text_is_shared_between_calls_not_copied_per_call(tmp_path: Path) -> None:
     source = tmp_path / "big.txt"
     source.write_bytes(b"0123456789abcde\n" * (10 * MiB // 16))  # 10 MiB
-    fds, rss = _growth(_run(_IN_MEMORY_TEXT, str(source)))
+    result = _run(_IN_MEMORY_TEXT, str(source))
+    fds, rss = _growth(result)
     assert fds == 0
-    assert rss < 10 * MiB  # 40 calls; less than one more copy of the file
+    assert rss < 10 * MiB  # after 40 calls: less than one more copy of the file
+    assert result["in_call"] < 4 * MiB  # a call's handle reads the shared bytes in place
