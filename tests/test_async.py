@@ -475,3 +475,25 @@ def test_an_async_build_that_finishes_after_close_is_torn_down_and_its_awaiters_
     assert "'late' was closed while this artifact was being built" in str(outcomes[0])
     assert "'late' is closed" in str(outcomes[1])  # the waiter found it closed on retry
     assert log == ["opened", "closed"]
+
+
+def test_an_async_generator_built_on_a_loop_in_another_thread_is_torn_down_there() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    @artifact
+    async def client() -> AsyncIterator[str]:
+        loops.append(asyncio.get_running_loop())
+        yield "client"
+        loops.append(asyncio.get_running_loop())
+
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        with ModelManager():  # seen by the loop's thread: the most recently entered manager
+            assert asyncio.run_coroutine_threadsafe(client(), loop).result(10) == "client"
+        assert loops == [loop, loop]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()

@@ -86,6 +86,15 @@ for i in range(calls):
 print(json.dumps({"predictors": len(predictors), "before": before, "after": measure()}))
 """
 
+_ONE_PAIR = """
+read = make(sys.argv[1], sys.argv[2], sys.argv[3])
+read()
+before = measure()
+for _ in range(int(sys.argv[4])):
+    read()
+print(json.dumps({"before": before, "after": measure()}))
+"""
+
 _IN_MEMORY_TEXT = """
 uri = sys.argv[1]
 
@@ -125,6 +134,16 @@ def test_ten_thousand_calls_of_every_type_and_strategy_keep_descriptors_and_memo
     result = _run(_EVERY_PAIR, str(source), "10000")
     assert result["predictors"] == 30  # every type each strategy can hand out
     fds, rss = _growth(result)
+    assert fds == 0
+    assert rss < 4 * MiB
+
+
+def test_an_on_disk_binary_handle_called_ten_thousand_times_holds_no_descriptor(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "weights.bin"
+    source.write_bytes(os.urandom(64 * 1024))
+    fds, rss = _growth(_run(_ONE_PAIR, str(source), "on_disk", "BinaryIO", "10000"))
     assert fds == 0
     assert rss < 4 * MiB
 
