@@ -20,9 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daidai import ModelManager, predictor
+from daidai.errors import ChecksumMismatchError
 from daidai.files import layout
 from tests.cli_project import make_project
 from tests.servers import NginxServer
+from tests.test_files_differential import PAIRS, Source, make_predictor
 
 
 def read_on_disk(uri: str) -> bytes:
@@ -189,3 +191,17 @@ def test_no_uri_leaves_the_cache_folder(uri: str) -> None:
 )
 def test_what_names_the_same_http_file_shares_its_entry(one: str, other: str) -> None:
     assert layout.entry_key(one) == layout.entry_key(other)
+
+
+def test_a_checksum_mismatch_names_a_uri_with_credentials_without_them(
+    http_server: NginxServer,
+) -> None:
+    url = http_server.put("secret/x.bin", b"content")
+    source = Source("http", url.replace("http://", "http://alice:s3cr3t-t0ken@", 1), {})
+    with ModelManager():
+        for strategy, file_type in PAIRS:
+            use = make_predictor(source, strategy, file_type, checksum="sha256:" + "0" * 64)
+            with pytest.raises(ChecksumMismatchError) as caught:
+                use()
+            assert "s3cr3t" not in str(caught.value), (strategy, file_type)
+            assert caught.value.uri == url

@@ -85,3 +85,14 @@ def test_a_directory_listing_is_never_handed_out_as_a_file(
             assert caught.value.uri == source.uri, (strategy, file_type)
     cached = [p for p in cache_dir.rglob("*") if p.is_file() and p.parent.name.startswith("sha")]
     assert cached == []
+
+
+def test_errors_name_a_uri_with_credentials_without_them(failing_server: str) -> None:
+    secret = failing_server.replace("http://", "http://alice:s3cr3t-t0ken@", 1)
+    source = Source("http", f"{secret}/500/weights.bin", {})
+    with ModelManager():
+        for strategy, file_type in PAIRS:
+            with pytest.raises(FileFetchError) as caught:
+                make_predictor(source, strategy, file_type)()
+            assert "s3cr3t" not in str(caught.value), (strategy, file_type)
+            assert caught.value.uri == f"{failing_server}/500/weights.bin"

@@ -131,7 +131,10 @@ class _Batch:
         waited = 0.0
         while (begun := await self._run(self.workers, attempt)) is None:
             if waited == 0.0:
-                logger.info("waiting for another process to finish downloading %s", request.uri)
+                logger.info(
+                    "waiting for another process to finish downloading %s",
+                    layout.strip_credentials(request.uri),
+                )
             await asyncio.sleep(_BUSY_POLL_SECONDS)
             waited += _BUSY_POLL_SECONDS
         return begun

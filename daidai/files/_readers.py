@@ -23,6 +23,7 @@ from daidai.files._text import decode, decoding, open_options_for
 from daidai.files._transfer import MappedReader
 from daidai.files.fetch import FetchRequest, options_for
 from daidai.files.hashing import CHUNK_SIZE, format_checksum, new_hasher
+from daidai.files.layout import strip_credentials
 from daidai.files.spec import FileType
 
 __all__ = [
@@ -105,7 +106,7 @@ class _Verified(io.RawIOBase):
         actual = format_checksum(self._hasher)
         if actual != self._request.checksum:
             raise ChecksumMismatchError(
-                uri=self._request.uri,
+                uri=strip_credentials(self._request.uri),
                 expected=self._request.checksum or "",
                 actual=actual,
                 component=self._request.component,

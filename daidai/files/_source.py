@@ -24,6 +24,7 @@ from daidai.errors import (
     SourceNotFoundError,
     SourcePermissionError,
 )
+from daidai.files.layout import strip_credentials
 
 __all__ = [
     "LOCAL_PROTOCOLS",
@@ -90,9 +91,23 @@ class Origin:
     storage_options: Mapping[str, Any] | None = None
 
     def error(self, cls: type[FileError], message: str) -> FileError:
-        """Build a `FileError` subclass located at this origin, secrets redacted."""
+        """Build a `FileError` subclass located at this origin, secrets redacted (those in
+        storage options, and the `user:password@` of the URI: the error names it without)."""
         text = redact(message, self.storage_options)
-        return cls(text, uri=self.uri, component=self.component, parameter=self.parameter)
+        uri = strip_credentials(self.uri)
+        if uri != self.uri:
+            text = _redact_userinfo(text, self.uri)
+        return cls(text, uri=uri, component=self.component, parameter=self.parameter)
+
+
+def _redact_userinfo(text: str, uri: str) -> str:
+    for link in uri.split("::"):
+        userinfo = link.partition("://")[2].partition("/")[0].rpartition("@")[0]
+        secret = userinfo.partition(":")[2]
+        for value in (userinfo, secret):
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+    return text
 
 
 @dataclass(frozen=True)

@@ -500,7 +500,10 @@ def _lock_entry(entry: Path, origin: Origin, *, wait: bool = True) -> Callable[[
             except filelock.Timeout:
                 if not wait:
                     return None
-                logger.info("waiting for another process to finish downloading %s", origin.uri)
+                logger.info(
+                    "waiting for another process to finish downloading %s",
+                    layout.strip_credentials(origin.uri),
+                )
 
 
 def _try_flock(path: Path) -> int | None:
@@ -566,7 +569,7 @@ def _copy_source(
         content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
     if request.checksum and content.checksum != request.checksum:
         raise ChecksumMismatchError(
-            uri=request.uri,
+            uri=layout.strip_credentials(request.uri),
             expected=request.checksum,
             actual=content.checksum,
             component=request.component,
