@@ -133,6 +133,7 @@ class Listing:
     cache_dir: Path
     entries: tuple[ListedEntry, ...]
     staging: tuple[Staging, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def total_size(self) -> int:
@@ -225,7 +226,7 @@ def list_cache(*, settings: Settings) -> Listing:
     Raises:
         LockfileError: a lockfile is malformed.
     """
-    pins = _sharing.pins(settings)
+    pins = _sharing.pins(settings, strict=False)
     report = layout.scan(settings.cache_dir)
     listed = tuple(_listed(e, pins) for e in report.entries if not _only_staging(e))
     staging = tuple(
@@ -233,7 +234,8 @@ def list_cache(*, settings: Settings) -> Listing:
         for e in report.entries
         if _only_staging(e)
     )
-    return Listing(settings.cache_dir, listed, staging)
+    notes = tuple(f"skipped a malformed registered lockfile: {b}" for b in pins.broken)
+    return Listing(settings.cache_dir, listed, staging, notes)
 
 
 def plan_prune(

@@ -51,11 +51,13 @@ class Pins:
         pairs: every pinned `(uri, checksum)`.
         lockfiles: the lockfiles read, sorted.
         looked_for: the current project's lockfile path (it may not exist).
+        broken: registered lockfiles skipped because they are malformed (`strict` off).
     """
 
     pairs: frozenset[tuple[str, str]]
     lockfiles: tuple[Path, ...]
     looked_for: Path
+    broken: tuple[str, ...] = ()
 
     def pinned(self, entry: layout.CacheEntry, version: layout.Version) -> bool:
         """Whether a lockfile pins this version of `entry`."""
@@ -66,12 +68,13 @@ class Pins:
         return any(self.pinned(entry, v) for v in entry.versions)
 
 
-def pins(settings: Settings, *, project_only: bool = False) -> Pins:
+def pins(settings: Settings, *, project_only: bool = False, strict: bool = True) -> Pins:
     """Read the pins of the current project's lockfile and, unless `project_only`, of
     every registered one; the current one is registered on the way.
 
     Raises:
-        LockfileError: one of the lockfiles is malformed (prune would not know its pins).
+        LockfileError: one of the lockfiles is malformed (prune would not know its pins);
+            without `strict`, only the current project's, the others are skipped.
     """
     from daidai.errors import LockfileError
     from daidai.files import registry
@@ -85,12 +88,16 @@ def pins(settings: Settings, *, project_only: bool = False) -> Pins:
         found += registry.registered(settings.cache_dir)
     pairs: set[tuple[str, str]] = set()
     lockfiles = sorted(set(found))
+    broken: list[str] = []
     for path in lockfiles:
         try:
             lock = read_lockfile(path, missing_ok=True)
         except LockfileError as exc:
             if path == current:
                 raise
+            if not strict:
+                broken.append(str(exc))
+                continue
             raise LockfileError(
                 f"{exc.message}; it is registered as using this cache, so its pins are "
                 "kept: fix or delete it, or pass --project to go by this project's "
@@ -99,7 +106,7 @@ def pins(settings: Settings, *, project_only: bool = False) -> Pins:
             ) from exc
         for entry in lock.entries.values():
             pairs.update((uri, entry.checksum) for uri in _forms(entry.uri, path))
-    return Pins(frozenset(pairs), tuple(lockfiles), current)
+    return Pins(frozenset(pairs), tuple(lockfiles), current, tuple(broken))
 
 
 def _forms(uri: str, lockfile: Path) -> set[str]:

@@ -337,7 +337,7 @@ def _wait_for_staging(cache_dir: Path) -> Path:
     raise AssertionError(f"the download never started writing: {list(cache_dir.rglob('*'))}")
 
 
-def test_prune_clear_and_rm_during_a_first_download_leave_it_alone(
+def test_prune_and_clear_during_a_first_download_leave_it_alone(
     tmp_path: Path, cache_dir: Path, gated: tuple[str, bytes, threading.Event]
 ) -> None:
     url, body, gate = gated
@@ -363,6 +363,63 @@ def test_prune_clear_and_rm_during_a_first_download_leave_it_alone(
     assert [e["uri"] for e in entries] == [url]  # type: ignore[index]
     cached = next(layout.entry_dir(cache_dir, url).glob("sha256-*/big.bin"))
     assert cached.read_bytes() == body
+
+
+def test_rm_and_clear_during_a_refresh_leave_the_entry_and_its_download_alone(
+    tmp_path: Path, cache_dir: Path, gated: tuple[str, bytes, threading.Event]
+) -> None:
+    url, body, gate = gated
+    gate.set()
+    first = _start_fetch(tmp_path / "proj", url)
+    try:
+        assert first.wait(timeout=60) == 0
+    finally:
+        _end(first)
+    gate.clear()
+    refreshing = subprocess.Popen(
+        [DAIDAI, "fetch", "--refresh"],
+        cwd=tmp_path / "proj",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        staging = _wait_for_staging(cache_dir)
+        removed = daidai("cache", "rm", "--yes", url, cwd=tmp_path)
+        cleared = daidai("cache", "clear", "--yes", cwd=tmp_path)
+        still_there = staging.is_dir()
+        gate.set()
+        _, err = refreshing.communicate(timeout=60)
+    finally:
+        _end(refreshing)
+
+    for result in (removed, cleared):
+        assert result.code == 0, result
+        assert f"skipped {url}: download in progress" in result.stderr, result
+    assert still_there
+    assert refreshing.returncode == 0, err
+    assert _uris(tmp_path) == {url}
+    cached = next(layout.entry_dir(cache_dir, url).glob("sha256-*/big.bin"))
+    assert cached.read_bytes() == body
+
+
+def test_a_prune_names_a_broken_registered_lockfile_instead_of_ignoring_its_pins(
+    tmp_path: Path, http_server: NginxServer
+) -> None:
+    one = make_project(tmp_path / "one", http_server)
+    assert one.run("fetch").code == 0
+    one.lockfile.write_text("this is not TOML [")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    refused = daidai("cache", "prune", "--yes", cwd=elsewhere)
+
+    assert refused.code == 1, refused
+    line = one_error_line(refused)
+    assert str(one.lockfile) in line and "--project" in line, line
+    listed = daidai("cache", "ls", "--json", cwd=elsewhere)
+    assert listed.code == 0 and str(one.lockfile) in listed.stderr, listed
+    assert {e["uri"] for e in json.loads(listed.stdout)["entries"]} == set(one.urls.values())
 
 
 def test_a_killed_first_download_is_counted_apart_in_ls_and_pruned(

@@ -92,6 +92,8 @@ def cache_ls(json_: Json = False, verbose: Verbose = False) -> None:
     from daidai._settings import load_settings
 
     listing = list_cache(settings=load_settings())
+    for note in listing.notes:
+        say(f"note: {note}", err=True)
     if json_:
         print_json(_listing_json(listing))
     elif is_terminal():
