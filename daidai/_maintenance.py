@@ -215,7 +215,8 @@ def verify(
         found = list(pool.map(lambda e: _check(e, settings), entries))
     found = _look_elsewhere(found, entries, settings)
     if repair:
-        found = _repair(found, settings, jobs, on_progress)
+        sizes = {e.uri: e.size for e in entries}
+        found = _repair(found, sizes, settings, jobs, on_progress)
     return VerifyReport(tuple(found), lock.path)
 
 
@@ -486,6 +487,7 @@ def _look_elsewhere(
 
 def _repair(
     found: list[VerifiedFile],
+    sizes: dict[str, int],
     settings: Settings,
     jobs: int | None,
     on_progress: ProgressCallback | None,
@@ -496,7 +498,7 @@ def _repair(
     for file in bad:
         if file.status == "corrupt" and file.path is not None:
             _delete_version_of(file.path)
-    requests = [FetchRequest(uri=f.uri, checksum=f.expected) for f in bad]
+    requests = [FetchRequest(uri=f.uri, checksum=f.expected, size=sizes.get(f.uri)) for f in bad]
     results = fetch_many(
         requests, settings=settings, jobs=jobs, on_progress=on_progress, return_exceptions=True
     )

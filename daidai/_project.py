@@ -247,7 +247,7 @@ def fetch_frozen(
     lock = read_lockfile(settings.lockfile, missing_ok=False)
     registry.register(settings.cache_dir, settings.lockfile)
     requests = [
-        FetchRequest(uri=e.uri, checksum=e.checksum, force=refresh)
+        FetchRequest(uri=e.uri, checksum=e.checksum, force=refresh, size=e.size)
         for e in sorted(lock.entries.values(), key=lambda e: e.uri)
     ]
     results = _fetch_all(requests, settings, jobs, on_progress)
@@ -304,16 +304,21 @@ def _pinned(file: DeclaredFile, lock: Lockfile) -> str | None:
     return file.spec.checksum or (entry.checksum if entry else None)
 
 
-def _request(file: DeclaredFile, checksum: str | None, *, force: bool) -> FetchRequest:
+def _request(
+    file: DeclaredFile, checksum: str | None, *, force: bool, lock: Lockfile | None = None
+) -> FetchRequest:
     from daidai.files.fetch import FetchRequest
 
+    wanted = file.spec.checksum or checksum
+    entry = lock.get(file.spec.uri) if lock is not None else None
     return FetchRequest(
         uri=file.spec.uri,
         storage_options=file.spec.storage_options,
-        checksum=file.spec.checksum or checksum,
+        checksum=wanted,
         force=force,
         component=file.component,
         parameter=file.parameter,
+        size=entry.size if entry is not None and entry.checksum == wanted else None,
     )
 
 
@@ -325,7 +330,7 @@ def _prefer_locked(
 
     if refresh:
         return _request(file, None, force=True)
-    locked = _request(file, _pinned(file, lock), force=False)
+    locked = _request(file, _pinned(file, lock), force=False, lock=lock)
     if file.spec.checksum is not None or locked.checksum is None:
         return locked
     if cached(locked, settings=settings) is not None:
@@ -396,7 +401,9 @@ def _fetch_locked(
                 f"but locked to {entry.checksum}; {_FIX_LOCK}",
                 path=str(lock.path),
             )
-    requests = [_request(f, lock.entries[f.spec.uri].checksum, force=refresh) for f in wanted]
+    requests = [
+        _request(f, lock.entries[f.spec.uri].checksum, force=refresh, lock=lock) for f in wanted
+    ]
     if not refresh and not settings.offline:
         requests = _recheck_sources(requests, lock, settings, jobs)
     results = _fetch_all(requests, settings, jobs, on_progress)

@@ -20,7 +20,7 @@ from daidai.files._source import (
     stat_source,
 )
 from daidai.files._text import decode, decoding, open_options_for
-from daidai.files._transfer import MappedReader
+from daidai.files._transfer import Bound, MappedReader
 from daidai.files.fetch import FetchRequest, options_for
 from daidai.files.hashing import CHUNK_SIZE, format_checksum, new_hasher
 from daidai.files.layout import strip_credentials
@@ -78,13 +78,15 @@ def open_stream(request: FetchRequest, settings: Settings) -> io.BufferedReader:
 
 
 class _Verified(io.RawIOBase):
-    """A stream that hashes what passes through it and refuses to end with wrong content."""
+    """A stream that hashes what passes through it and refuses to end with wrong content,
+    or to go on past the pinned size (an endless body, a gzip bomb: SPEC §8)."""
 
     def __init__(self, raw: io.RawIOBase, request: FetchRequest) -> None:
         super().__init__()
         self._raw = raw
         self._request = request
         self._hasher = new_hasher()
+        self._seen = 0
 
     def readable(self) -> bool:
         return True
@@ -93,6 +95,10 @@ class _Verified(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         n = self._raw.readinto(view)
         if n:
+            self._seen += n
+            if self._request.size is not None and self._seen > self._request.size:
+                pinned = Bound(self._request.size, self._request.checksum)
+                raise pinned.exceeded(_origin(self._request, {}))
             self._hasher.update(view[:n])
         elif len(view):  # the end: only the pinned content may end normally
             self._check()

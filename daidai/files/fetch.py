@@ -40,7 +40,7 @@ from daidai.files._source import (
     source_errors,
     stat_source,
 )
-from daidai.files._transfer import Content, copy_directory, copy_file
+from daidai.files._transfer import Bound, Content, copy_directory, copy_file
 from daidai.files.hashing import CHUNK_SIZE
 from daidai.files.lockfile import LockEntry
 
@@ -82,6 +82,8 @@ class FetchRequest:
         force: download even when cached (the old copy stays valid until the new one lands).
         component: the component asking, for error messages.
         parameter: the parameter asking, for error messages.
+        size: the size pinned with `checksum` (the lockfile's): a download stops with an
+            error as soon as it receives more.
     """
 
     uri: str
@@ -90,6 +92,7 @@ class FetchRequest:
     force: bool = False
     component: str | None = None
     parameter: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -272,8 +275,8 @@ def finish(
         target = layout.version_dir(miss.entry, content.checksum)
         with cache_errors(miss.origin, needed=content.size):
             _rename_dir(miss.staging, target, content, name)
-            modified = _shape(target / name)[2]
-            ref = _ref(miss.request.uri, content, miss.options, modified)
+            shape = _shape(target / name)
+            ref = _ref(miss.request.uri, content, miss.options, shape.mtime, shape.listing)
             # Under the entry's lock: the version this one replaces keeps its record.
             layout.write_ref(miss.entry, ref.succeeding(layout.read_ref(miss.entry)))
         return _result(miss.request.uri, content, target / name, downloaded=True)
@@ -376,44 +379,106 @@ def _lookup(entry: Path, request: FetchRequest) -> FetchResult | None:
     if path is None:
         return None
     record = ref.record_of(request.checksum) if ref is not None else None
-    if record is not None:  # the current version, or an older one whose record is kept
-        return _from_ref(record, request.uri, path) if _trusted(path, record) else None
-    return _from_disk(request.uri, request.checksum, path)
+    if record is None:
+        return _from_disk(request.uri, request.checksum, path)
+    # The current version, or an older one whose record is kept.
+    if not _trusted(path, record) or not _vouched(entry, path, request.checksum):
+        return None
+    return _from_ref(record, request.uri, path)
+
+
+# Pinned content this process hashed itself because others could have written it.
+_VOUCHED: set[tuple[str, str]] = set()
+
+
+def _vouched(entry: Path, path: Path, checksum: str) -> bool:
+    """Whether pinned content may be used as recorded: yes when only this user (or root)
+    could have written it; else once this process has hashed it (SPEC §8: in a cache shared
+    between users, another one can swap the bytes and put size and mtime back)."""
+    if (str(path), checksum) in _VOUCHED or not _writable_by_others(entry, path):
+        return True
+    if _digest(path) != checksum:
+        logger.warning("%s does not hold the pinned content; downloading it again", path)
+        return False
+    _VOUCHED.add((str(path), checksum))
+    return True
+
+
+def _writable_by_others(entry: Path, content: Path) -> bool:
+    """Whether the entry, the version folder or anything in the content is owned by another
+    user (root aside) or writable by group or others; a link counts as writable."""
+    if not hasattr(os, "getuid"):
+        return False  # Windows: no such ownership model to check
+    me = os.getuid()
+    paths = [str(entry), str(content.parent), str(content)]
+    if content.is_dir() and not content.is_symlink():
+        paths += [os.path.join(d, n) for d, ds, ns in os.walk(content) for n in ds + ns]
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return True
+        if st.st_uid not in (me, 0) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return True
+    return False
 
 
 def _trusted(path: Path, ref: layout.Ref) -> bool:
     """Whether the content is still what `ref` recorded when it was hashed.
 
     A hit trusts the record while the content looks untouched since (same kind and size,
-    not modified after the record was written); content changed since (truncated,
-    overwritten, replaced by a folder) is hashed again before it is used.
+    for a folder the same names and sizes, not modified after the record was written);
+    content changed since (truncated, overwritten, renamed, replaced by a folder) is hashed
+    again before it is used.
     """
     try:
-        kind, size, modified = _shape(path)
+        shape = _shape(path)
     except OSError:
         return False
-    if kind != ref.kind or size != ref.size:
+    if shape.kind != ref.kind or shape.size != ref.size:
         return False
-    if ref.mtime is not None and modified == ref.mtime:
+    if ref.listing is not None and shape.listing != ref.listing:
+        return _digest(path) == ref.checksum
+    if ref.mtime is not None and shape.mtime == ref.mtime:
         return True
-    if ref.mtime is None and modified <= ref.fetched_at + _CLOCK_SLACK_SECONDS:
+    if ref.mtime is None and shape.mtime <= ref.fetched_at + _CLOCK_SLACK_SECONDS:
         return True  # a record written before `mtime` was kept
     return _digest(path) == ref.checksum
 
 
-def _shape(path: Path) -> tuple[str, int, float]:
-    """`(kind, bytes, newest mtime)` of cached content, from `lstat` alone."""
+@dataclass(frozen=True)
+class _Shape:
+    """Cached content as `lstat` sees it: kind, bytes, newest mtime, and for a folder the
+    sha256 of its sorted names (folders too), sizes and mtimes: renaming or swapping files
+    changes it, where the total and the newest mtime stay."""
+
+    kind: str
+    size: int
+    mtime: float
+    listing: str | None = None
+
+
+def _shape(path: Path) -> _Shape:
     st = os.lstat(path)
     if stat.S_ISREG(st.st_mode):
-        return "file", st.st_size, st.st_mtime
+        return _Shape("file", st.st_size, st.st_mtime)
     if not stat.S_ISDIR(st.st_mode):
-        return "other", st.st_size, st.st_mtime
-    size, newest = 0, 0.0
-    for folder, _, names in os.walk(path):
-        for name in names:
-            sub = os.lstat(os.path.join(folder, name))
+        return _Shape("other", st.st_size, st.st_mtime)
+    from daidai.files.hashing import new_hasher
+
+    names, size, newest = [], 0, 0.0
+    for folder, dirs, files in os.walk(path):
+        for name in dirs:
+            names.append((os.path.relpath(os.path.join(folder, name), path) + "/", ""))
+        for name in files:
+            full = os.path.join(folder, name)
+            sub = os.lstat(full)
+            names.append((os.path.relpath(full, path), f"{sub.st_size}\0{sub.st_mtime_ns}"))
             size, newest = size + sub.st_size, max(newest, sub.st_mtime)
-    return "directory", size, newest
+    hasher = new_hasher()
+    for rel, shape in sorted(names):
+        hasher.update(f"{rel}\0{shape}\n".encode("utf-8", "surrogatepass"))
+    return _Shape("directory", size, newest, "sha256:" + hasher.hexdigest())
 
 
 def _digest(path: Path) -> str | None:
@@ -561,12 +626,17 @@ def _copy_source(
         src = None
     else:
         info, src = opened.info, opened.src
+    pinned = None
+    if request.size is not None and request.checksum is not None:
+        pinned = Bound(request.size, request.checksum)
     if info.kind == "directory":
         with source_errors(origin):
             files, folders = list_directory(fs, path)
-        content = copy_directory(fs, files, folders, staging / name, origin, progress)
+        content = copy_directory(fs, files, folders, staging / name, origin, progress, pinned)
     else:
-        content = copy_file(fs, info, staging / name, origin, progress, CHUNK_SIZE, src)
+        content = copy_file(
+            fs, info, staging / name, origin, progress, CHUNK_SIZE, src, pinned=pinned
+        )
     if request.checksum and content.checksum != request.checksum:
         raise ChecksumMismatchError(
             uri=layout.strip_credentials(request.uri),
@@ -586,7 +656,13 @@ def _bind_progress(
     return lambda done, total: callback(uri, done, total)
 
 
-def _ref(uri: str, content: Content, options: Mapping[str, Any], modified: float) -> layout.Ref:
+def _ref(
+    uri: str,
+    content: Content,
+    options: Mapping[str, Any],
+    modified: float,
+    listing: str | None,
+) -> layout.Ref:
     return layout.Ref(
         uri=layout.strip_credentials(uri),
         checksum=content.checksum,
@@ -598,6 +674,7 @@ def _ref(uri: str, content: Content, options: Mapping[str, Any], modified: float
         fetched_at=layout.now(),
         endpoint=layout.endpoint_of(options),
         mtime=modified,
+        listing=listing,
     )
 
 

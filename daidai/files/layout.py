@@ -112,6 +112,8 @@ class Ref:
         endpoint: the non-secret endpoint identity (e.g. an S3 `endpoint_url`), if any.
         mtime: modification time of the content when it was hashed (the newest file's, for
             a directory); content modified since is hashed again before a hit uses it.
+        listing: for a directory, sha256 of its sorted names, sizes and mtimes: a folder
+            whose files were renamed or swapped since is hashed again before a hit uses it.
         older: the records of versions that were current before, newest first (the same
             fields but `uri` and `older`), so a pinned version that is no longer the
             newest is trusted by its record, not hashed on each use.
@@ -127,6 +129,7 @@ class Ref:
     fetched_at: float = 0.0
     endpoint: str | None = None
     mtime: float | None = None
+    listing: str | None = None
     older: tuple[dict[str, Any], ...] = ()
 
     def record_of(self, checksum: str) -> Ref | None:

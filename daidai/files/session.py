@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,15 @@ class FileSession:
         strategy = spec.strategy_or(self.settings.default_cache_strategy)
         if why := check_strategy(strategy, spec.type):
             raise DeclarationError(why, component=component, parameter=parameter)
+        checksum = self._required_checksum(spec, component, parameter)
+        pin = self._lockfile().get(spec.uri)
         request = FetchRequest(
             uri=spec.uri,
             storage_options=spec.storage_options,
-            checksum=self._required_checksum(spec, component, parameter),
+            checksum=checksum,
             component=component,
             parameter=parameter,
+            size=pin.size if pin is not None and pin.checksum == checksum else None,
         )
         value = getattr(self, "_" + strategy)(spec, request)
         if owner is None:
@@ -252,14 +256,7 @@ def _needs_closing(value: object) -> bool:
 def _with_force(request: FetchRequest, force: bool) -> FetchRequest:
     if not force:
         return request
-    return FetchRequest(
-        request.uri,
-        request.storage_options,
-        request.checksum,
-        True,
-        request.component,
-        request.parameter,
-    )
+    return replace(request, force=True)
 
 
 def _remove_at_exit(path: Path) -> None:

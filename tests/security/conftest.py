@@ -71,13 +71,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _endless(self, body: bool) -> None:
-        # No Content-Length: the body ends when the client hangs up (at most 1 GiB).
+        # No Content-Length: the body ends when the client hangs up (at most 256 MiB).
         self.send_response(200)
         self.send_header("Connection", "close")
         self.end_headers()
         chunk = b"A" * ENDLESS_CHUNK
         try:
-            for _ in range(16384 if body else 0):
+            for _ in range(4096 if body else 0):
                 self.wfile.write(chunk)
                 self.recorder.endless_sent += len(chunk)
         except OSError:
