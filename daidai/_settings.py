@@ -18,6 +18,7 @@ __all__ = ["STRATEGIES", "Settings", "apply_log_level", "find_config", "load_set
 
 STRATEGIES = ("on_disk", "on_disk_temporary", "in_memory", "in_memory_stream", "no_cache")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_TOML_BYTES = 16 * 1024 * 1024  # far above any real daidai.toml; bounds what is parsed
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -181,12 +182,20 @@ def _load_toml(path: Path) -> dict[str, Any]:
         import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
         with path.open("rb") as fh:
-            data: dict[str, Any] = tomllib.load(fh)
-            return data
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}; fix the syntax", path=str(path)) from exc
+            raw = fh.read(MAX_TOML_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from exc
+    if len(raw) > MAX_TOML_BYTES:
+        raise ConfigError(f"larger than {MAX_TOML_BYTES} bytes; not read", path=str(path))
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+        return data
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}; fix the syntax", path=str(path)) from exc
+    except (RecursionError, ValueError, MemoryError) as exc:
+        # Hostile input: nesting deeper than the parser's stack, an integer of 100k digits.
+        why = "nested too deeply" if isinstance(exc, RecursionError) else "a value too large"
+        raise ConfigError(f"not valid TOML ({why}); fix the file", path=str(path)) from exc
 
 
 def _has_tool_section(pyproject: Path) -> bool:

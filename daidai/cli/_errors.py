@@ -124,7 +124,9 @@ def message_of(exc: BaseException) -> str:
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
-    return "error: " + " ".join(text.split())
+    from daidai.cli._render import escape_controls
+
+    return "error: " + escape_controls(" ".join(text.split()))
 
 
 def _report(exc: BaseException) -> int:

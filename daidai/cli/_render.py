@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,17 @@ if TYPE_CHECKING:
 
     from daidai.files.fetch import ProgressCallback
 
-__all__ = ["confirm", "console", "download_progress", "is_terminal", "print_json", "say"]
+__all__ = [
+    "confirm",
+    "console",
+    "download_progress",
+    "escape_controls",
+    "is_terminal",
+    "print_json",
+    "say",
+]
+
+_C1 = re.compile("[\x7f-\x9f]")
 
 
 def is_terminal(stream: Any = None) -> bool:
@@ -39,12 +50,33 @@ def console(*, stderr: bool = False) -> Console:
 
 def print_json(document: Any) -> None:
     """Print one JSON document on stdout and nothing else."""
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
+    # JSON escapes C0 itself; DEL and C1 (0x9b is a CSI on some terminals) it leaves raw.
+    sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def say(text: str = "", *, err: bool = False) -> None:
-    """Print plain text (no markup) on stdout, or stderr."""
-    typer.echo(text, err=err)
+    """Print plain text (no markup) on stdout, or stderr, control characters escaped
+    (line breaks and tabs aside): URIs and server messages cannot drive the terminal."""
+    typer.echo(escape_controls(text, keep="\n\t"), err=err)
+
+
+def escape_controls(text: str, *, keep: str = "") -> str:
+    """`text` with every control character (C0, DEL, C1) but those in `keep` written as a
+    visible escape (`\\x1b`), so that a lockfile URI or a server's error text printed
+    on a terminal cannot change its title, write the clipboard (OSC 52) or move the cursor."""
+    if text.isprintable():
+        return text
+    return "".join(_escaped(c) if _is_control(c) and c not in keep else c for c in text)
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code < 0xA0
+
+
+def _escaped(char: str) -> str:
+    return f"\\x{ord(char):02x}"
 
 
 def confirm(question: str, *, yes: bool) -> bool:
@@ -87,7 +119,7 @@ def download_progress(*, enabled: bool = True) -> Iterator[ProgressCallback | No
         def update(uri: str, done: int, total: int | None) -> None:
             with lock:
                 if uri not in tasks:
-                    tasks[uri] = progress.add_task(_short(uri), total=total)
+                    tasks[uri] = progress.add_task(_short(escape_controls(uri)), total=total)
             progress.update(tasks[uri], completed=done, total=total)
 
         yield update

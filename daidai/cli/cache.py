@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from daidai.cli._options import DryRun, Json, Verbose, Yes
-from daidai.cli._render import confirm, console, is_terminal, print_json, say
+from daidai.cli._render import confirm, console, escape_controls, is_terminal, print_json, say
 from daidai.cli._units import format_age, format_size, parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -255,7 +255,8 @@ def _print_table(listing: Listing) -> None:
     table.add_column("LOCKED")
     for e in listing.entries:
         lock = "[green]locked[/]" if e.locked else "[dim]-[/]"
-        table.add_row(escape(e.uri or "?"), format_size(e.size), format_age(e.last_used), lock)
+        uri = escape(escape_controls(e.uri or "?"))
+        table.add_row(uri, format_size(e.size), format_age(e.last_used), lock)
     out = console()
     out.print(table)
     size = format_size(listing.total_size)

@@ -26,6 +26,7 @@ from daidai.files.layout import strip_credentials
 __all__ = ["LOCKFILE_VERSION", "LockEntry", "Lockfile", "dumps", "read_lockfile", "write_lockfile"]
 
 LOCKFILE_VERSION = 1
+MAX_LOCKFILE_BYTES = 64 * 1024 * 1024  # ~300k entries; bounds what a hostile file costs
 _FIX = "re-run `daidai fetch` to regenerate it"
 _KINDS = ("file", "directory")
 _OPTIONAL_STR = ("etag", "version_id")
@@ -137,10 +138,16 @@ def _parse(raw: bytes, where: str) -> dict[str, LockEntry]:
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    if len(raw) > MAX_LOCKFILE_BYTES:
+        raise LockfileError(f"larger than {MAX_LOCKFILE_BYTES} bytes; not read", path=where)
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise LockfileError(f"not valid TOML ({exc}); {_FIX}", path=where) from exc
+    except (RecursionError, ValueError, MemoryError) as exc:
+        # Hostile input: nesting deeper than the parser's stack, an integer of 100k digits.
+        why = "nested too deeply" if isinstance(exc, RecursionError) else "a value too large"
+        raise LockfileError(f"not valid TOML ({why}); {_FIX}", path=where) from exc
     unknown = sorted(set(data) - {"version", "files"})
     if unknown:
         raise LockfileError(f"unknown key {unknown[0]!r}; {_FIX}", path=where)
