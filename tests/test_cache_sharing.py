@@ -244,6 +244,74 @@ def test_a_refresh_while_a_process_holds_the_old_version_keeps_it_for_that_proce
     assert not holder.path.exists()
 
 
+FORKER = """
+import os, sys, time
+from pathlib import Path
+from typing import Annotated
+
+from daidai import predictor
+
+
+@predictor
+def where(p: Annotated[Path, {url!r}]) -> str:
+    return str(p)
+
+
+path = where()  # handed out before the fork, as a server that preloads (gunicorn --preload)
+child = os.fork()
+if child == 0:
+    time.sleep(600)  # a worker that keeps serving after its parent is gone
+    os._exit(0)
+print(child, path, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_forked_worker_keeps_the_version_in_use_after_its_parent_is_killed(
+    tmp_path: Path, http_server: NginxServer
+) -> None:
+    url = http_server.put("forked/model.bin", b"f" * 5000)
+    (tmp_path / "forker.py").write_text(FORKER.format(url=url))
+    parent = subprocess.Popen(
+        [sys.executable, "forker.py"], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    child = None
+    try:
+        assert parent.stdout is not None
+        pid, path = parent.stdout.readline().split()
+        child = int(pid)
+        _end(parent)
+        pruned_while_child_lives = daidai("cache", "prune", "--yes", cwd=tmp_path)
+        kept = Path(path).exists()
+        os.kill(child, signal.SIGKILL)
+        _wait_gone(child)
+        child = None
+        pruned_after = daidai("cache", "prune", "--yes", cwd=tmp_path)
+    finally:
+        _end(parent)
+        if child is not None:
+            os.kill(child, signal.SIGKILL)
+
+    assert "in use by a running process" in pruned_while_child_lives.stderr
+    assert kept
+    assert pruned_after.code == 0 and not Path(path).exists(), pruned_after
+
+
+def _wait_gone(pid: int) -> None:
+    """Wait until `pid` (a grandchild, reparented) has ended: gone, or a zombie (whose
+    descriptors, and so its locks, are already released)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state == "Z":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} is still alive")
+
+
 def test_a_long_running_process_keeps_recording_its_use(
     tmp_path: Path, http_server: NginxServer, start_holder: object, cache_dir: Path
 ) -> None:
