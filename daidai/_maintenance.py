@@ -441,12 +441,12 @@ def _plan(
 
 
 def _check(entry: LockEntry, settings: Settings, path: Path | None = None) -> VerifiedFile:
-    from daidai.files.fetch import options_for
+    from daidai.files.fetch import options_for, source_uri
     from daidai.files.hashing import hash_directory, hash_file
 
     if path is None:
         options = options_for(entry.uri, settings, None)
-        folder = layout.entry_dir(settings.cache_dir, entry.uri, options)
+        folder = layout.entry_dir(settings.cache_dir, source_uri(entry.uri, settings), options)
         path = layout.content_path(folder, entry.checksum, entry.uri)
     if path is None:
         return VerifiedFile(entry.uri, entry.checksum, "missing")

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from daidai._component import Component
 from daidai._graph import ComponentInfo, describe
 from daidai._injection import parameters_of
-from daidai.errors import StaleLockfileError, TargetError
+from daidai.errors import (
+    ChecksumMismatchError,
+    DaidaiError,
+    IntegrityError,
+    LockfileError,
+    StaleLockfileError,
+    TargetError,
+)
 from daidai.files import registry
 
 if TYPE_CHECKING:
@@ -250,8 +257,10 @@ def fetch_frozen(
         FetchRequest(uri=e.uri, checksum=e.checksum, force=refresh, size=e.size)
         for e in sorted(lock.entries.values(), key=lambda e: e.uri)
     ]
-    results = _fetch_all(requests, settings, jobs, on_progress)
-    return FetchReport(results=tuple(results), lockfile=lock.path)
+    outcomes = _fetch_outcomes(requests, settings, jobs, on_progress)
+    if failed := [o for o in outcomes if isinstance(o, DaidaiError)]:
+        raise _frozen_failure(failed, lock.path)
+    return FetchReport(results=tuple(outcomes), lockfile=lock.path)
 
 
 def run_predictor(fn: Any, kwargs: Mapping[str, Any]) -> Any:
@@ -326,13 +335,15 @@ def _prefer_locked(
     file: DeclaredFile, lock: Lockfile, settings: Settings, refresh: bool
 ) -> FetchRequest:
     """Keep a locked version that is cached; otherwise take what the source serves now."""
-    from daidai.files.fetch import cached
+    from daidai.files.fetch import cached, local_source_changed
 
     if refresh:
         return _request(file, None, force=True)
     locked = _request(file, _pinned(file, lock), force=False, lock=lock)
     if file.spec.checksum is not None or locked.checksum is None:
         return locked
+    if local_source_changed(locked, settings=settings):
+        return _request(file, None, force=False)  # an edited local file: lock the new content
     if cached(locked, settings=settings) is not None:
         return locked
     return _request(file, None, force=False)
@@ -350,6 +361,22 @@ def _fetch_all(
         return []
     results = fetch_many(requests, settings=settings, jobs=jobs, on_progress=on_progress)
     return sorted(results, key=lambda r: r.uri)
+
+
+def _fetch_outcomes(
+    requests: Sequence[FetchRequest],
+    settings: Settings,
+    jobs: int | None,
+    on_progress: ProgressCallback | None,
+) -> list[Any]:
+    """Like `_fetch_all`, with a `DaidaiError` in place of each file that failed."""
+    from daidai.files.fetch import fetch_many
+
+    if not requests:
+        return []
+    return fetch_many(
+        requests, settings=settings, jobs=jobs, on_progress=on_progress, return_exceptions=True
+    )
 
 
 def _update_lock(
@@ -404,9 +431,19 @@ def _fetch_locked(
     requests = [
         _request(f, lock.entries[f.spec.uri].checksum, force=refresh, lock=lock) for f in wanted
     ]
-    if not refresh and not settings.offline:
+    if not refresh:
         requests = _recheck_sources(requests, lock, settings, jobs)
-    results = _fetch_all(requests, settings, jobs, on_progress)
+    outcomes = _fetch_outcomes(requests, settings, jobs, on_progress)
+    changed = [o for o in outcomes if isinstance(o, ChecksumMismatchError)]
+    if changed:
+        raise StaleLockfileError(
+            f"out of date: {len(changed)} file(s) changed at their source: "
+            f"{', '.join(sorted(e.uri for e in changed))}; {_refresh_fix(changed)}",
+            path=str(lock.path),
+        )
+    if failed := [o for o in outcomes if isinstance(o, DaidaiError)]:
+        raise failed[0]
+    results = sorted(outcomes, key=lambda r: r.uri)
     declared = {f.spec.uri for f in wanted}
     unused = tuple(sorted(set(lock.entries) - declared)) if mirror else ()
     return FetchReport(results=tuple(results), lockfile=lock.path, unused=unused)
@@ -420,10 +457,13 @@ def _recheck_sources(
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
+    from daidai.files._source import LOCAL_PROTOCOLS, protocol_of
     from daidai.files.fetch import cached
 
     def check(request: FetchRequest) -> FetchRequest:
         entry = lock.entries[request.uri]
+        if settings.offline and protocol_of(request.uri) not in LOCAL_PROTOCOLS:
+            return request  # offline: the cache is all there is to compare against
         if cached(request, settings=settings) is None:
             return request  # a download will compare checksums anyway
         return replace(request, force=_source_changed(request, entry, settings))
@@ -434,18 +474,24 @@ def _recheck_sources(
 
 
 def _source_changed(request: FetchRequest, entry: LockEntry, settings: Settings) -> bool:
+    """Whether the source may no longer serve the locked content, so that it must be
+    downloaded and hashed to compare: by ETag or version id, else by Last-Modified and
+    size, else always (a source that tells none of them); a local file by its size and
+    modification time."""
+    from daidai.files import layout
     from daidai.files._source import (
-        LOCAL_PROTOCOLS,
         Origin,
         filesystem,
         protocol_of,
         source_errors,
         stat_source,
     )
-    from daidai.files.fetch import options_for
+    from daidai.files.fetch import local_source_changed, options_for, source_uri
 
-    if protocol_of(request.uri) in LOCAL_PROTOCOLS:
-        return True  # reading a local file costs what stat-ing it does
+    if protocol_of(request.uri) in ("file", "local"):
+        return local_source_changed(request, settings=settings)
+    if protocol_of(request.uri) == "memory":
+        return True  # reading memory costs what asking it does
     options = options_for(request.uri, settings, request.storage_options)
     origin = Origin(request.uri, request.component, request.parameter, options)
     with source_errors(origin):
@@ -454,14 +500,21 @@ def _source_changed(request: FetchRequest, entry: LockEntry, settings: Settings)
     if info.kind == "file" and info.size is not None and info.size != entry.size:
         raise StaleLockfileError(
             f"out of date: {request.uri} now has {info.size} bytes, the lockfile pins "
-            f"{entry.size}; {_FIX_LOCK}",
+            f"{entry.size}; {_refresh_fix([request])}",
             path=None,
         )
     if entry.version_id and info.version_id:
         return info.version_id != entry.version_id
     if entry.etag and info.etag:
         return info.etag != entry.etag
-    return False
+    ref = layout.read_ref(
+        layout.entry_dir(settings.cache_dir, source_uri(request.uri, settings), options)
+    )
+    record = ref.record_of(entry.checksum) if ref is not None else None
+    recorded = record.last_modified if record is not None else None
+    if recorded and info.last_modified:
+        return info.last_modified != recorded
+    return True  # nothing tells whether it changed: hash the content
 
 
 def _state(parameter: str, spec: FileSpec, settings: Settings, lock: Lockfile) -> FileState:
@@ -474,14 +527,40 @@ def _state(parameter: str, spec: FileSpec, settings: Settings, lock: Lockfile) -
 
 def _is_cached(spec: FileSpec, checksum: str | None, settings: Settings) -> bool:
     from daidai.files import layout
-    from daidai.files.fetch import options_for
+    from daidai.files.fetch import options_for, source_uri
 
     options = options_for(spec.uri, settings, spec.storage_options)
-    entry = layout.entry_dir(settings.cache_dir, spec.uri, options)
+    entry = layout.entry_dir(settings.cache_dir, source_uri(spec.uri, settings), options)
     if checksum is None:
         ref = layout.read_ref(entry)
         checksum = ref.checksum if ref else None
     return checksum is not None and layout.content_path(entry, checksum, spec.uri) is not None
+
+
+def _frozen_failure(failed: Sequence[DaidaiError], lockfile: Path) -> LockfileError:
+    """One error naming every locked file that is neither fetchable nor in the cache with
+    its locked checksum (exit 3 when content differs, else 1)."""
+    cls = (
+        StaleLockfileError if any(isinstance(e, IntegrityError) for e in failed) else LockfileError
+    )
+    return cls(
+        f"{len(failed)} locked file(s) neither fetchable nor in the cache with the locked "
+        f"checksum: {'; '.join(str(e) for e in failed)}",
+        path=str(lockfile),
+    )
+
+
+def _refresh_fix(changed: Sequence[Any]) -> str:
+    """`run daidai fetch --refresh TARGET...` for the components declaring these files."""
+    from daidai._component import registry
+
+    targets = set()
+    for item in changed:
+        component = registry.get(item.component) if item.component else None
+        if component is not None:
+            targets.add(f"{component.fn.__module__}:{component.fn.__qualname__}")
+    named = " ".join(sorted(targets))
+    return f"run `daidai fetch --refresh{' ' + named if named else ''}` to lock the new content"
 
 
 def _jsonable(value: Any) -> Any:

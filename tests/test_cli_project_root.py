@@ -6,13 +6,19 @@ Relative local paths in annotations, and a relative `cache_dir` or `lockfile` in
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.cli_project import DAIDAI, Result
+from tests.cli_project import DAIDAI, Result, one_error_line
+from tests.servers import NginxServer
+
+Project = Path  # a project's root folder
 
 _MODELS = """
 from pathlib import Path
@@ -29,9 +35,12 @@ def lookup(word: str, lex: Annotated[dict, lexicon]) -> str:
 """
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
-    """The installed `daidai`, with `DAIDAI_CACHE_DIR` unset unless `env` sets it."""
-    full = {k: v for k, v in os.environ.items() if k != "DAIDAI_CACHE_DIR"}
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, cache_from_toml: bool = False
+) -> Result:
+    """The installed `daidai`; with `cache_from_toml`, `DAIDAI_CACHE_DIR` unset."""
+    drop = "DAIDAI_CACHE_DIR" if cache_from_toml else None
+    full = {k: v for k, v in os.environ.items() if k != drop}
     done = subprocess.run(
         [DAIDAI, *args],
         cwd=cwd,
@@ -57,7 +66,7 @@ def make(root: Path, *, toml: str, lexicon: str = "kiwi\tfruit\n") -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path, cache_dir: Path) -> Path:
+def project(tmp_path: Path, cache_dir: Path) -> Project:
     return make(tmp_path / "proj", toml='modules = ["app.models"]\n')
 
 
@@ -66,10 +75,117 @@ def test_a_relative_cache_dir_is_relative_to_daidai_toml_from_any_subfolder(
 ) -> None:
     root = make(tmp_path / "proj", toml='modules = ["app.models"]\ncache_dir = ".cache"\n')
 
-    shown = [run("cache", "dir", cwd=where).stdout.strip() for where in (root, root / "data")]
-    fetched = run("fetch", cwd=root)
+    shown = [
+        run("cache", "dir", cwd=where, cache_from_toml=True).stdout.strip()
+        for where in (root, root / "data")
+    ]
+    fetched = run("fetch", cwd=root, cache_from_toml=True)
 
     assert shown == [str(root / ".cache")] * 2
     assert fetched.code == 0, fetched
     assert list((root / ".cache").rglob("lexicon.tsv"))
     assert not (root / "data" / ".cache").exists()
+
+
+def _lock_text(root: Path) -> str:
+    return (root / "daidai.lock").read_text()
+
+
+def test_every_command_behaves_the_same_from_a_subfolder(project: Project) -> None:
+    deep = project / "data" / "deep"
+
+    fetched = run("fetch", cwd=deep)
+    graph = run("graph", "--format", "json", cwd=project / "data")
+    verified = run("verify", cwd=deep)
+    ran = run("run", "app.models:lookup", "--word", "kiwi", cwd=deep)
+    listed = run("cache", "ls", "--json", cwd=deep)
+
+    assert fetched.code == 0, fetched
+    assert 'uri = "models/lexicon.tsv"' in _lock_text(project)  # portable: relative to the root
+    assert graph.code == 0, graph
+    [node] = [n for n in json.loads(graph.stdout)["components"] if n["files"]]
+    assert [(f["uri"], f["state"], f["locked"]) for f in node["files"]] == [
+        ("models/lexicon.tsv", "cached", True)
+    ]
+    assert verified.code == 0, verified
+    assert ran.code == 0 and ran.stdout == "fruit\n", ran
+    assert listed.code == 0, listed
+    [entry] = json.loads(listed.stdout)["entries"]
+    assert entry["uri"] == str(project / "models" / "lexicon.tsv")
+    assert entry["locked"] is True
+
+
+def test_two_projects_sharing_a_cache_list_their_files_by_absolute_uri(tmp_path: Path) -> None:
+    one = make(tmp_path / "one", toml='modules = ["app.models"]\n', lexicon="kiwi\tbird\n")
+    two = make(tmp_path / "two", toml='modules = ["app.models"]\n', lexicon="kiwi\tfruit\n")
+    env = {"DAIDAI_CACHE_DIR": str(tmp_path / "shared")}
+
+    answers = []
+    for root in (one, two):
+        assert run("fetch", cwd=root / "data", env=env).code == 0
+        answers.append(run("run", "app.models:lookup", "--word", "kiwi", cwd=root, env=env))
+    listed = run("cache", "ls", "--json", cwd=tmp_path, env=env)
+
+    assert [a.stdout for a in answers] == ["bird\n", "fruit\n"]
+    uris = sorted(e["uri"] for e in json.loads(listed.stdout)["entries"])
+    assert uris == [str(one / "models" / "lexicon.tsv"), str(two / "models" / "lexicon.tsv")]
+
+
+def test_a_relative_path_without_any_project_file_is_relative_to_the_current_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "app.py").write_text(_MODELS)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "lexicon.tsv").write_text("kiwi\tfruit\n")
+
+    ran = run("run", "app:lookup", "--word", "kiwi", cwd=tmp_path)
+    elsewhere = run(
+        "run", str(tmp_path / "app.py") + ":lookup", "--word", "kiwi", cwd=tmp_path / "models"
+    )
+
+    assert ran.code == 0 and ran.stdout == "fruit\n", ran
+    assert elsewhere.code == 1, elsewhere
+    assert str(tmp_path / "models" / "models" / "lexicon.tsv") in elsewhere.stderr
+
+
+def test_frozen_fetch_takes_a_cached_local_file_whose_source_is_absent(
+    project: Project, http_server: NginxServer, tmp_path: Path
+) -> None:
+    """The Docker layer before `COPY . .`: the cache (a cache mount) already holds the
+    locked copy of a local file that the build context does not have yet."""
+    assert run("fetch", cwd=project).code == 0
+    (project / "models" / "lexicon.tsv").unlink()
+    shutil.rmtree(project / "app")
+
+    frozen = run("fetch", "--frozen", cwd=project / "data")
+
+    assert frozen.code == 0, frozen
+    assert "0 downloaded, 1 already cached" in frozen.stdout
+
+
+def test_frozen_fetch_names_each_locked_file_neither_fetchable_nor_cached(
+    project: Project, http_server: NginxServer
+) -> None:
+    gone = http_server.put(f"{uuid.uuid4().hex}-gone.bin", b"soon gone")
+    (project / "app" / "extra.py").write_text(
+        "from pathlib import Path\nfrom typing import Annotated\nfrom daidai import artifact\n\n"
+        f"@artifact\ndef extra(p: Annotated[Path, {gone!r}], q: Annotated[Path, 'models/b.txt'])"
+        " -> int:\n    return 0\n"
+    )
+    (project / "models" / "b.txt").write_text("b\n")
+    (project / "daidai.toml").write_text('modules = ["app.models", "app.extra"]\n')
+    assert run("fetch", cwd=project).code == 0
+    cache = Path(os.environ["DAIDAI_CACHE_DIR"])
+    for name in (gone.rsplit("/", 1)[1], "b.txt"):
+        for copy in cache.glob(f"files/*/*/sha256-*/{name}"):
+            shutil.rmtree(copy.parent)
+    (project / "models" / "b.txt").unlink()
+    (http_server.root / gone.rsplit("/", 1)[1]).unlink()
+
+    frozen = run("fetch", "--frozen", cwd=project)
+
+    assert frozen.code == 1, frozen
+    line = one_error_line(frozen)
+    assert "2 locked file(s)" in line
+    assert gone in line and "models/b.txt" in line
+    assert "models/lexicon.tsv" not in line  # cached with its locked checksum: fine

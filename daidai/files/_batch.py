@@ -42,6 +42,7 @@ from daidai.files.fetch import (
     complete,
     finish,
     options_for,
+    source_uri,
     try_begin,
 )
 from daidai.files.hashing import CHUNK_SIZE
@@ -116,7 +117,7 @@ class _Batch:
 
     async def _one(self, request: FetchRequest) -> FetchResult:
         options = options_for(request.uri, self.settings, request.storage_options)
-        key = layout.entry_key(request.uri, options)
+        key = layout.entry_key(source_uri(request.uri, self.settings), options)
         async with self.entries.setdefault(key, asyncio.Lock()):
             begun = await self._begin(request)
             if isinstance(begun, FetchResult):

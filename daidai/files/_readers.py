@@ -21,7 +21,7 @@ from daidai.files._source import (
 )
 from daidai.files._text import decode, decoding, open_options_for
 from daidai.files._transfer import Bound, MappedReader
-from daidai.files.fetch import FetchRequest, options_for
+from daidai.files.fetch import FetchRequest, options_for, source_uri
 from daidai.files.hashing import CHUNK_SIZE, format_checksum, new_hasher
 from daidai.files.layout import strip_credentials
 from daidai.files.spec import FileType
@@ -68,7 +68,7 @@ def open_stream(request: FetchRequest, settings: Settings) -> io.BufferedReader:
     origin = _origin(request, options)
     _check_online(request, settings, origin)
     with source_errors(origin):
-        fs, path = filesystem(request.uri, options)
+        fs, path = filesystem(source_uri(request.uri, settings), options)
         info = stat_source(fs, path)
         src = open_source(fs, path, info.size, CHUNK_SIZE)
     raw: io.RawIOBase = MappedReader(src, origin)

@@ -71,6 +71,8 @@ _RETRY_CODES = {
 }
 _SECRET_KEY = re.compile(r"key|secret|token|password|credential|connection_string|sas", re.I)
 _FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# Where fsspec's `info` says when a file last changed: HTTP, S3, Azure, GCS, local files.
+_MODIFIED_KEYS = ("Last-Modified", "LastModified", "last_modified", "updated", "mtime")
 _EXTRAS = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "hf": "hf"}
 
 
@@ -120,6 +122,8 @@ class SourceInfo:
         size: bytes, if known.
         etag: the ETag, if given.
         version_id: the version id, if given.
+        last_modified: when the source says it last changed (HTTP Last-Modified, an
+            object store's LastModified), as it gave it, if it did.
     """
 
     path: str
@@ -127,6 +131,7 @@ class SourceInfo:
     size: int | None
     etag: str | None
     version_id: str | None
+    last_modified: str | None = None
 
 
 class DirectoryListing(IsADirectoryError):
@@ -188,12 +193,14 @@ def stat_source(fs: Any, path: str) -> SourceInfo:
     size = info.get("size")
     etag = info.get("ETag") or info.get("etag") or info.get("Etag")
     version = info.get("VersionId") or info.get("version_id") or info.get("generation")
+    modified = next((info[k] for k in _MODIFIED_KEYS if info.get(k)), None)
     return SourceInfo(
         path=path,
         kind=kind,
         size=int(size) if isinstance(size, int) and kind == "file" else None,
         etag=str(etag) if etag else None,
         version_id=str(version) if version else None,
+        last_modified=str(modified) if modified else None,
     )
 
 
@@ -306,7 +313,8 @@ def _http_info(headers: Mapping[str, str], path: str) -> SourceInfo:
     encoded = bool(headers.get("Content-Encoding"))
     size = int(length) if length and length.isdigit() and not encoded else None
     etag = headers.get("ETag")
-    return SourceInfo(path, "file", size, str(etag) if etag else None, None)
+    modified = headers.get("Last-Modified")
+    return SourceInfo(path, "file", size, str(etag) if etag else None, None, modified or None)
 
 
 async def _open_s3(fs: Any, path: str, whole_below: int) -> Opened | None:
@@ -328,12 +336,14 @@ async def _open_s3(fs: Any, path: str, whole_below: int) -> Opened | None:
     body = response["Body"]
     size, etag = response.get("ContentLength"), response.get("ETag")
     version_id = response.get("VersionId")
+    modified = response.get("LastModified")
     info = SourceInfo(
         path,
         "file",
         size if isinstance(size, int) else None,
         str(etag) if etag else None,
         str(version_id) if version_id else None,
+        str(modified) if modified else None,
     )
     some = functools.partial(body.read, whole_below)
     return await _take(fs, info, whole_below, body.read, some, body.close, body.close)

@@ -32,6 +32,7 @@ from daidai.files._source import (
     LOCAL_PROTOCOLS,
     Opened,
     Origin,
+    SourceInfo,
     cache_errors,
     filesystem,
     list_directory,
@@ -56,7 +57,9 @@ __all__ = [
     "fetch",
     "fetch_many",
     "finish",
+    "local_source_changed",
     "options_for",
+    "source_uri",
     "try_begin",
 ]
 
@@ -69,6 +72,10 @@ _LOCK_WAIT_LOG_SECONDS = 10.0
 # For records without `mtime`: how far a filesystem's clock may run ahead of ours (an
 # NFS server's) before content modified after its record was written is hashed again.
 _CLOCK_SLACK_SECONDS = 2.0
+_LOCAL_FILE_PROTOCOLS = ("file", "local")
+# (uri, stamp) of local sources already warned about as differing from their pin: a server
+# using a pinned file on every request logs the warning once, not once per request.
+_warned: set[tuple[str, tuple[int, ...]]] = set()
 
 
 @dataclass(frozen=True)
@@ -159,12 +166,45 @@ def _names_account(uri: str, protocol: str) -> bool:
     return "@" in uri.rsplit("::", 1)[-1].split("://", 1)[-1].split("/", 1)[0]
 
 
+def source_uri(uri: str, settings: Settings) -> str:
+    """`uri` with a relative local path made absolute against the project root.
+
+    The root is the folder holding `daidai.toml` (or the `pyproject.toml` with
+    `[tool.daidai]`), else the current folder, so a project finds its files from any of
+    its subfolders (SPEC §1.4). Declarations and the lockfile keep the relative form.
+    """
+    head, sep, last = uri.rpartition("::")
+    scheme, found, path = last.partition("://")
+    if not found:
+        scheme, path = "", last
+    elif scheme.lower() not in _LOCAL_FILE_PROTOCOLS:
+        return uri
+    if not path or os.path.isabs(path) or path.startswith("~"):
+        return uri
+    absolute = os.path.join(settings.root, path)
+    return f"{head}{sep}{scheme}{found}{absolute}"
+
+
+def local_source_changed(request: FetchRequest, *, settings: Settings) -> bool:
+    """Whether a local source differs from what its entry recorded for `request` (by size
+    and modification time alone: nothing is read); False for other sources and for a
+    local file that no longer exists (its cached copy is all there is)."""
+    located = source_uri(request.uri, settings)
+    stamp = _stamp(located)
+    if stamp is None:
+        return False
+    options = options_for(request.uri, settings, request.storage_options)
+    ref = layout.read_ref(layout.entry_dir(settings.cache_dir, located, options))
+    return _differs(ref, request.checksum, stamp)
+
+
 def cached(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
     """The cached content satisfying `request`, or None; never touches the network or disk
     beyond reading the entry (a last-used mark aside)."""
     options = options_for(request.uri, settings, request.storage_options)
-    entry = layout.entry_dir(settings.cache_dir, request.uri, options)
-    hit = _lookup(entry, request)
+    located = source_uri(request.uri, settings)
+    entry = layout.entry_dir(settings.cache_dir, located, options)
+    hit = _lookup(entry, request, _stamp(located))
     if hit is not None:
         in_use.touch(entry)
     return hit
@@ -200,6 +240,7 @@ class Miss:
     release: Callable[[], None]
     fs: Any
     path: str
+    located: str = ""
 
     def abandon(self) -> None:
         """Give up: remove the staging folder and release the lock."""
@@ -225,13 +266,15 @@ def try_begin(request: FetchRequest, *, settings: Settings) -> FetchResult | Mis
 def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchResult | Miss | None:
     options = options_for(request.uri, settings, request.storage_options)
     origin = Origin(request.uri, request.component, request.parameter, options)
-    entry = layout.entry_dir(settings.cache_dir, request.uri, options)
-    if not request.force and (hit := _lookup(entry, request)) is not None:
+    located = source_uri(request.uri, settings)
+    entry = layout.entry_dir(settings.cache_dir, located, options)
+    stamp = _stamp(located)
+    if not request.force and (hit := _lookup(entry, request, stamp, warn=True)) is not None:
         in_use.touch(entry)
         return hit
     _require_online(request, settings, origin)
     with source_errors(origin):
-        fs, path = filesystem(request.uri, options)
+        fs, path = filesystem(located, options)
     layout.cache_tag(settings.cache_dir)
     with cache_errors(origin):
         entry.mkdir(parents=True, exist_ok=True)
@@ -241,7 +284,7 @@ def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchRes
         return None
     try:
         # Another process may have finished the same download while we waited.
-        if not request.force and (hit := _lookup(entry, request)) is not None:
+        if not request.force and (hit := _lookup(entry, request, stamp)) is not None:
             release()
             return hit
         with cache_errors(origin):
@@ -249,7 +292,7 @@ def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchRes
     except BaseException:
         release()
         raise
-    return Miss(request, origin, options, entry, staging, release, fs, path)
+    return Miss(request, origin, options, entry, staging, release, fs, path, located)
 
 
 def complete(miss: Miss, on_progress: ProgressCallback | None = None) -> FetchResult:
@@ -269,14 +312,19 @@ def finish(
     """Copy the source (`opened`, or opened here after `stat_source`) into the staging
     folder, verify it, rename it to its version folder and record it; ends the `Miss`."""
     try:
-        content, name = _copy_source(
+        located = miss.located or miss.request.uri
+        # Taken before the copy: an edit made while copying shows as a change next time.
+        stamp = _stamp(located)
+        content, name, info = _copy_source(
             miss.request, miss.fs, miss.path, opened, miss.staging, miss.origin, on_progress
         )
         target = layout.version_dir(miss.entry, content.checksum)
         with cache_errors(miss.origin, needed=content.size):
             _rename_dir(miss.staging, target, content, name)
             shape = _shape(target / name)
-            ref = _ref(miss.request.uri, content, miss.options, shape.mtime, shape.listing)
+            ref = _ref(located, content, miss.options, shape.mtime, shape.listing)
+            source = list(stamp) if stamp else None
+            ref = replace(ref, source=source, last_modified=info.last_modified)
             # Under the entry's lock: the version this one replaces keeps its record.
             layout.write_ref(miss.entry, ref.succeeding(layout.read_ref(miss.entry)))
         return _result(miss.request.uri, content, target / name, downloaded=True)
@@ -306,9 +354,9 @@ def download(
         staging = layout.new_staging_dir(folder)
     try:
         with source_errors(origin):
-            fs, path = filesystem(request.uri, options)
+            fs, path = filesystem(source_uri(request.uri, settings), options)
             opened = open_whole(fs, path, whole_below=CHUNK_SIZE)
-        content, name = _copy_source(request, fs, path, opened, staging, origin, on_progress)
+        content, name, _ = _copy_source(request, fs, path, opened, staging, origin, on_progress)
         target = folder / layout.version_dir(folder, content.checksum).name
         with cache_errors(origin):
             _rename_dir(staging, target, content, name)
@@ -364,20 +412,27 @@ def fetch_many(
 
 def _dedupe_key(request: FetchRequest, settings: Settings) -> tuple[object, ...]:
     options = options_for(request.uri, settings, request.storage_options)
-    key = layout.entry_key(request.uri, options)
+    key = layout.entry_key(source_uri(request.uri, settings), options)
     return (key, request.checksum, request.force, request.component, request.parameter)
 
 
-def _lookup(entry: Path, request: FetchRequest) -> FetchResult | None:
+def _lookup(
+    entry: Path, request: FetchRequest, stamp: tuple[int, ...] | None, *, warn: bool = False
+) -> FetchResult | None:
+    """The cached content for `request`; `stamp` is a local source's size and mtime
+    (None for other sources): an unpinned local file that changed is a miss, while a
+    pinned one keeps its pinned copy (the pin wins), with a warning when `warn`."""
     ref = layout.read_ref(entry)
     if request.checksum is None:
-        if ref is None:
+        if ref is None or (stamp is not None and _differs(ref, None, stamp)):
             return None
         path = layout.content_path(entry, ref.checksum, request.uri)
         return _from_ref(ref, request.uri, path) if path and _trusted(path, ref) else None
     path = layout.content_path(entry, request.checksum, request.uri)
     if path is None:
         return None
+    if warn and stamp is not None and ref is not None and _differs(ref, request.checksum, stamp):
+        _warn_outdated_pin(request, stamp)
     record = ref.record_of(request.checksum) if ref is not None else None
     if record is None:
         return _from_disk(request.uri, request.checksum, path)
@@ -421,6 +476,46 @@ def _writable_by_others(entry: Path, content: Path) -> bool:
         if st.st_uid not in (me, 0) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             return True
     return False
+
+
+def _stamp(located: str) -> tuple[int, ...] | None:
+    """`(bytes, mtime in ns)` of a local source file (for a folder: totals over its files,
+    and their count); None for other sources and for a local path that does not exist."""
+    if protocol_of(located) not in _LOCAL_FILE_PROTOCOLS:
+        return None
+    last = located.rsplit("::", 1)[-1]
+    path = last.split("://", 1)[1] if "://" in last else last
+    try:
+        st = os.stat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            return (st.st_size, st.st_mtime_ns)
+        size, newest, count = 0, st.st_mtime_ns, 0
+        for folder, _, names in os.walk(path):
+            for name in names:
+                sub = os.stat(os.path.join(folder, name))
+                size, newest, count = size + sub.st_size, max(newest, sub.st_mtime_ns), count + 1
+        return (size, newest, count)
+    except OSError:
+        return None
+
+
+def _differs(ref: layout.Ref | None, checksum: str | None, stamp: tuple[int, ...]) -> bool:
+    """Whether a local source (as `stamp` says) may hold other content than the entry's
+    record, or than `checksum` when one is pinned."""
+    record = ref.record_of(checksum) if ref is not None and checksum else ref
+    return record is None or record.source is None or tuple(record.source) != stamp
+
+
+def _warn_outdated_pin(request: FetchRequest, stamp: tuple[int, ...]) -> None:
+    if (request.uri, stamp) in _warned:
+        return
+    _warned.add((request.uri, stamp))
+    logger.warning(
+        "%s changed since the lockfile pinned %s; using the pinned copy from the cache: "
+        "the lockfile is out of date, run `daidai fetch` to lock the new content",
+        request.uri,
+        request.checksum,
+    )
 
 
 def _trusted(path: Path, ref: layout.Ref) -> bool:
@@ -617,7 +712,7 @@ def _copy_source(
     staging: Path,
     origin: Origin,
     on_progress: ProgressCallback | None,
-) -> tuple[Content, str]:
+) -> tuple[Content, str, SourceInfo]:
     name = layout.source_name(request.uri)
     progress = _bind_progress(request.uri, on_progress)
     if opened is None:
@@ -645,7 +740,7 @@ def _copy_source(
             component=request.component,
             parameter=request.parameter,
         )
-    return content, name
+    return content, name, info
 
 
 def _bind_progress(

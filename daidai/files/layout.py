@@ -114,6 +114,11 @@ class Ref:
             a directory); content modified since is hashed again before a hit uses it.
         listing: for a directory, sha256 of its sorted names, sizes and mtimes: a folder
             whose files were renamed or swapped since is hashed again before a hit uses it.
+        source: for a local source, `[bytes, mtime in ns]` of it when it was copied
+            (`[bytes, newest mtime, files]` for a folder): a use that finds it changed
+            copies it again.
+        last_modified: the source's Last-Modified (or its store's equivalent), if given:
+            `fetch --locked` compares it where there is no ETag or version id.
         older: the records of versions that were current before, newest first (the same
             fields but `uri` and `older`), so a pinned version that is no longer the
             newest is trusted by its record, not hashed on each use.
@@ -130,6 +135,8 @@ class Ref:
     endpoint: str | None = None
     mtime: float | None = None
     listing: str | None = None
+    source: list[int] | None = None
+    last_modified: str | None = None
     older: tuple[dict[str, Any], ...] = ()
 
     def record_of(self, checksum: str) -> Ref | None:

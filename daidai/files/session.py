@@ -22,7 +22,14 @@ from daidai._settings import Settings
 from daidai.errors import CacheError, DeclarationError, IntegrityError
 from daidai.files import _readers, in_use, registry
 from daidai.files._process import is_alive
-from daidai.files.fetch import FetchRequest, FetchResult, download, fetch, options_for
+from daidai.files.fetch import (
+    FetchRequest,
+    FetchResult,
+    download,
+    fetch,
+    options_for,
+    source_uri,
+)
 from daidai.files.layout import entry_key
 from daidai.files.lockfile import Lockfile, read_lockfile
 from daidai.files.spec import FileSpec, FileType, check_strategy
@@ -205,7 +212,8 @@ class FileSession:
         return value
 
     def _key(self, spec: FileSpec) -> str:
-        return entry_key(spec.uri, options_for(spec.uri, self.settings, spec.storage_options))
+        options = options_for(spec.uri, self.settings, spec.storage_options)
+        return entry_key(source_uri(spec.uri, self.settings), options)
 
     def _key_lock(self, kind: str, key: str) -> threading.Lock:
         with self._lock:
