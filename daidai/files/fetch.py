@@ -276,6 +276,7 @@ def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchRes
     with source_errors(origin):
         fs, path = filesystem(located, options)
     layout.cache_tag(settings.cache_dir)
+    _refuse_links(entry, origin)  # before creating anything through a link
     with cache_errors(origin):
         entry.mkdir(parents=True, exist_ok=True)
     _refuse_links(entry, origin)

@@ -54,7 +54,8 @@ def test_clear_on_a_home_folder_refuses_and_deletes_nothing(tmp_path: Path) -> N
     home = tmp_path / "home"
     before = someone_elses_folder(home)
 
-    results = [clear(tmp_path, home, "clear", "--yes"), clear(tmp_path, home, "prune", "--yes")]
+    commands = [("clear", "--yes"), ("prune", "--yes"), ("rm", "*", "--yes")]
+    results = [clear(tmp_path, home, *command) for command in commands]
 
     for result in results:
         line = one_error_line(result)
@@ -165,3 +166,25 @@ def test_fetch_never_marks_a_folder_it_did_not_create(tmp_path: Path) -> None:
     assert fetched.code == 0, fetched
     assert not (home / "CACHEDIR.TAG").exists()  # backups still see the home folder
     assert "not a daidai cache folder" in one_error_line(clear(project, home, "clear", "--yes"))
+
+
+def test_fetch_never_writes_through_a_link_planted_in_the_cache(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    elsewhere = tmp_path / "home" / ".local"
+    elsewhere.mkdir(parents=True)
+    cache_dir.mkdir()
+    (cache_dir / "CACHEDIR.TAG").write_text(OLD_TAG)
+    (cache_dir / "files").symlink_to(elsewhere)
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"data")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "daidai.lock").write_text(
+        f'version = 1\n\n[[files]]\nuri = "{source}"\nchecksum = "{sha256(b"data")}"\nsize = 4\n'
+    )
+
+    line = one_error_line(daidai("fetch", "--frozen", cwd=project))
+
+    assert "is a symbolic link" in line, line
+    assert files_under(elsewhere) == set()
