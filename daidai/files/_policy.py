@@ -75,6 +75,8 @@ def check_uri(uri: str) -> None:
         ConfigError: the URI names an fsspec layer, an unknown protocol or a chain other than
             `zip://member::<plain>` / `tar://member::<plain>`.
     """
+    if "\x00" in uri:
+        _refuse_uri(uri.replace("\x00", "\\x00"), "the URI holds a NUL byte")
     *layers, last = uri.split("::")
     for layer in layers:
         if _scheme(layer) not in ARCHIVE_PROTOCOLS:

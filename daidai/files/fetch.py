@@ -496,7 +496,7 @@ def _stamp(located: str) -> tuple[int, ...] | None:
                 sub = os.stat(os.path.join(folder, name))
                 size, newest, count = size + sub.st_size, max(newest, sub.st_mtime_ns), count + 1
         return (size, newest, count)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path (a hostile lockfile)
         return None
 
 

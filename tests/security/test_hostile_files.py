@@ -64,6 +64,19 @@ def defused(out: str) -> bool:
     return not any(c in out for c in "\x1b\x07\x9b") and "\\x1b]0;pwned\\x07" in out
 
 
+@pytest.mark.parametrize("uri", ["file:///\x00", "/tmp/a\x00b", "memory://b/\x00", "\x00"])
+def test_a_locked_uri_with_a_nul_byte_is_one_error_line(uri: str, tmp_path: Path) -> None:
+    (tmp_path / "daidai.lock").write_text(
+        f"version = 1\n\n[[files]]\nuri = {toml_string(uri)}\n"
+        f'checksum = "sha256:{"0" * 64}"\nsize = 1\n'
+    )
+
+    for command in (("fetch", "--frozen"), ("verify", "--repair")):
+        result = daidai(*command, cwd=tmp_path)
+        assert result.code in (1, 3), result
+        assert "Traceback" not in result.stderr and "NUL" in result.stdout + result.stderr
+
+
 def test_control_characters_of_a_locked_uri_never_reach_the_terminal(tmp_path: Path) -> None:
     uri = f"memory://bucket/weights{ESCAPES}.bin"
     (tmp_path / "daidai.lock").write_text(
