@@ -16,6 +16,7 @@ from typing import Any
 from daidai import _manager
 from daidai._component import Component
 from daidai._injection import Parameters, parameters_of
+from daidai.errors import CallError
 
 __all__ = ["make_predictor_wrapper"]
 
@@ -118,12 +119,14 @@ def _generated_wrapper(
     return wrapper
 
 
-def _missing(component: Component, params: Parameters, name: str) -> TypeError:
+def _missing(component: Component, params: Parameters, name: str) -> CallError:
     """The error Python would raise for a missing argument, with what to do about it."""
     before = next(n for n in params.positional if n in params.injected)
-    return TypeError(
-        f"{component.fn.__qualname__}() missing required argument {name!r}; the injected "
-        f"parameter {before!r} comes before it, so pass it by keyword: {name}=..."
+    return CallError(
+        f"missing required argument {name!r}; the injected parameter {before!r} comes "
+        f"before it, so pass it by keyword: {name}=...",
+        component=component.name,
+        parameter=name,
     )
 
 

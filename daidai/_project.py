@@ -444,7 +444,10 @@ def _fetch_locked(
     if failed := [o for o in outcomes if isinstance(o, DaidaiError)]:
         raise failed[0]
     results = sorted(outcomes, key=lambda r: r.uri)
-    declared = {f.spec.uri for f in wanted}
+    from daidai.files.layout import strip_credentials
+
+    # The lockfile names each URI without its `user:token@` (SPEC §2): compare it so.
+    declared = {strip_credentials(f.spec.uri) for f in wanted}
     unused = tuple(sorted(set(lock.entries) - declared)) if mirror else ()
     return FetchReport(results=tuple(results), lockfile=lock.path, unused=unused)
 

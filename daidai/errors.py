@@ -3,6 +3,7 @@
 ```
 DaidaiError
 ├── DeclarationError (TypeError)      a decorated function is declared wrongly
+├── CallError (TypeError)             a component is called with arguments that do not fit
 ├── ResolutionError                   a component cannot be resolved at call time
 │   ├── CycleError                    components depend on each other in a loop
 │   └── MissingConfigError (TypeError) an artifact parameter has no value
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "CacheError",
+    "CallError",
     "ChecksumMismatchError",
     "ConfigError",
     "CycleError",
@@ -94,6 +96,11 @@ def _rebuild(cls: type[DaidaiError], state: dict[str, object]) -> DaidaiError:
 
 class DeclarationError(DaidaiError, TypeError):
     """A component is declared wrongly; raised when its decorator runs."""
+
+
+class CallError(DaidaiError, TypeError):
+    """A component is called with arguments its signature does not accept (a required
+    argument missing); a `TypeError` too, as Python's own would be."""
 
 
 class ResolutionError(DaidaiError):

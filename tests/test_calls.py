@@ -11,7 +11,7 @@ from typing import Annotated, Any, BinaryIO, TextIO
 
 import pytest
 
-from daidai import ModelManager, artifact, predictor
+from daidai import DaidaiError, ModelManager, artifact, predictor
 
 INJECTED = 100  # what the injected artifact holds
 EXPLICIT = 7  # what a caller passes in its place
@@ -156,6 +156,24 @@ def test_an_injected_parameter_may_come_before_a_required_one() -> None:
         assert ask("mine", "hi") == "mine: hi"  # positionally, the explicit client wins
         with pytest.raises(TypeError, match=r"missing required argument 'message'.*message=\.\.\."):
             ask()
+
+
+def test_a_missing_argument_after_an_injected_one_is_a_daidai_error_and_a_type_error() -> None:
+    @artifact
+    def client() -> str:
+        return "client"
+
+    @predictor
+    def ask(c: Annotated[str, client], message: str) -> str:
+        return f"{c}: {message}"
+
+    with ModelManager():
+        for call in (lambda: ask("hi"), lambda: ask()):
+            with pytest.raises(DaidaiError) as caught:
+                call()
+            assert isinstance(caught.value, TypeError)  # `except TypeError` keeps working
+            assert "ask" in str(caught.value) and "parameter 'message'" in str(caught.value)
+            assert "message=..." in str(caught.value)
 
 
 # -- what a call owns ------------------------------------------------------------------------

@@ -92,6 +92,19 @@ def test_fetch_locked_passes_when_up_to_date_and_never_writes(project: Project) 
     assert project.lockfile.stat().st_mtime_ns == before
 
 
+def test_fetch_locked_counts_a_uri_with_credentials_as_declared(project: Project) -> None:
+    # The lockfile keeps the URI without `user:token@`; the code declares it with them.
+    project.urls["vocab.txt"] = project.urls["vocab.txt"].replace("://", "://user:tok3n@", 1)
+    project.write_models()
+    project.run("fetch")
+
+    result = project.run("fetch", "--locked")
+
+    assert result.code == 0, result
+    assert "no longer declared" not in result.stdout + result.stderr, result
+    assert "tok3n" not in project.lockfile.read_text()
+
+
 def test_fetch_locked_exits_3_when_a_remote_file_changed(project: Project) -> None:
     project.run("fetch")
     lock = project.lockfile.read_bytes()
