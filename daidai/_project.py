@@ -328,6 +328,7 @@ def _request(
         component=file.component,
         parameter=file.parameter,
         size=entry.size if entry is not None and entry.checksum == wanted else None,
+        transfer=file.spec.transfer,
     )
 
 

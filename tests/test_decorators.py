@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+from collections.abc import Generator
 from pathlib import Path
 from typing import Annotated, Any, Optional, TextIO
 
@@ -172,6 +173,15 @@ def _opened(open_options: str) -> str:
     return f"def f(x: Annotated[TextIO, 'mem://x', {{'open_options': {open_options}}}]): ..."
 
 
+def _chunks(size: str) -> str:
+    options = f"{{'open_options': {{'chunk_size': {size}}}}}"
+    return f"def f(x: Annotated[Generator[bytes, None, None], 'mem://x', {options}]): ..."
+
+
+def _transfer(key: str, value: str) -> str:
+    return f"def f(x: Annotated[bytes, 'mem://x', {{{key!r}: {value}}}]): ..."
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
@@ -199,6 +209,19 @@ def _opened(open_options: str) -> str:
         (_opened("{'encoding': 8}"), "unknown text encoding 8"),
         (_opened("{'errors': 'shrug'}"), "unknown error handler 'shrug'"),
         (_opened("{'newline': 'x'}"), "'newline' in open_options must be one of"),
+        *(
+            (_chunks(size), "'chunk_size' in open_options must be a positive number")
+            for size in ("0", "-1", "'8'", "True", "1.5", "None")
+        ),
+        *(
+            (_transfer(key, value), f"'{key}' must be")
+            for key, values in {
+                "connections": ("0", "-2", "True", "'8'", "2.0", "None"),
+                "retries": ("-1", "False", "'5'", "1.5"),
+                "read_timeout": ("0", "-1", "True", "'soon'", "'30'", "float('inf')", "None"),
+            }.items()
+            for value in values
+        ),
     ],
 )
 def test_declaration_mistakes_fail_when_the_decorator_runs(source: str, message: str) -> None:
@@ -214,7 +237,7 @@ def test_declaration_mistakes_fail_when_the_decorator_runs(source: str, message:
         return 3
 
     namespace: dict[str, Any] = {"Annotated": Annotated, "Path": Path, "a": a, "b": b}
-    namespace.update(plain=plain, TextIO=TextIO, Optional=Optional)
+    namespace.update(plain=plain, TextIO=TextIO, Optional=Optional, Generator=Generator)
     exec(source, namespace)
     with pytest.raises(DeclarationError, match=message) as info:
         predictor(namespace["f"])
@@ -244,6 +267,36 @@ def test_valid_open_options_and_other_libraries_metadata_pass_the_decorator() ->
 
     with ModelManager(overrides={}):
         assert f(text="given") == 5
+
+
+def test_transfer_options_and_chunk_size_pass_and_reach_every_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daidai.files import session
+
+    source = tmp_path / "w.bin"
+    source.write_bytes(b"abcdefgh")
+    transfer = {"connections": 4, "retries": 0, "read_timeout": "2m"}
+    chunks = {"chunk_size": 3}
+    seen: list[Any] = []
+    real_fetch = session.fetch
+
+    def spy(request: Any, **kwargs: Any) -> Any:  # the real fetch, recording its request
+        seen.append(request.transfer)
+        return real_fetch(request, **kwargs)
+
+    monkeypatch.setattr(session, "fetch", spy)
+
+    @predictor
+    def f(
+        x: Annotated[bytes, str(source), transfer],
+        y: Annotated[Generator[bytes, None, None], str(source), {"open_options": chunks}],
+    ) -> tuple[bytes, list[bytes]]:
+        return x, list(y)
+
+    with ModelManager():
+        assert f() == (b"abcdefgh", [b"abc", b"def", b"gh"])
+    assert {"connections": 4, "retries": 0, "read_timeout": 120.0} in seen
 
 
 def test_a_forward_reference_is_resolved_at_first_use() -> None:

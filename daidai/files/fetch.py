@@ -91,6 +91,8 @@ class FetchRequest:
         parameter: the parameter asking, for error messages.
         size: the size pinned with `checksum` (the lockfile's): a download stops with an
             error as soon as it receives more.
+        transfer: the file's own `connections`, `retries` and `read_timeout` (SPEC §5),
+            over the configured ones.
     """
 
     uri: str
@@ -100,6 +102,7 @@ class FetchRequest:
     component: str | None = None
     parameter: str | None = None
     size: int | None = None
+    transfer: Mapping[str, int | float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

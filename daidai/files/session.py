@@ -104,6 +104,7 @@ class FileSession:
             component=component,
             parameter=parameter,
             size=pin.size if pin is not None and pin.checksum == checksum else None,
+            transfer=spec.transfer,
         )
         value = getattr(self, "_" + strategy)(spec, request)
         if owner is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import collections.abc
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,15 @@ from typing import IO, Any, BinaryIO, TextIO
 from daidai._settings import STRATEGIES
 from daidai.errors import DeclarationError
 
-__all__ = ["FILE_TYPES", "FileSpec", "FileType", "check_strategy", "file_type_of", "make_spec"]
+__all__ = [
+    "FILE_TYPES",
+    "TRANSFER_OPTIONS",
+    "FileSpec",
+    "FileType",
+    "check_strategy",
+    "file_type_of",
+    "make_spec",
+]
 
 
 class FileType:
@@ -59,7 +68,12 @@ _OPTION_KEYS = (
     "open_options",
     "force_download",
     "checksum",
+    "connections",
+    "retries",
+    "read_timeout",
 )
+# The transfer settings of SPEC §5 that a file may set for itself, over daidai.toml's.
+TRANSFER_OPTIONS = ("connections", "retries", "read_timeout")
 
 _GENERATOR_ORIGINS = (
     collections.abc.Generator,
@@ -81,6 +95,8 @@ class FileSpec:
         open_options: options for opening the file (`encoding`, `errors`, `newline`).
         force_download: fetch again even when cached (once per manager).
         checksum: an inline pin, `sha256:<hex>`.
+        transfer: this file's own transfer settings (`connections`, `retries`,
+            `read_timeout` in seconds), validated; those not given are absent.
     """
 
     uri: str
@@ -90,6 +106,7 @@ class FileSpec:
     open_options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     force_download: bool = False
     checksum: str | None = None
+    transfer: dict[str, int | float] = field(default_factory=dict, hash=False, compare=False)
 
     def strategy_or(self, default: str) -> str:
         """The strategy in force, given the configured default."""
@@ -182,7 +199,41 @@ def make_spec(
         open_options=dict(options.get("open_options", {})),
         force_download=force,
         checksum=checksum,
+        transfer=_transfer_options(options, fail),
     )
+
+
+def _transfer_options(options: dict[str, Any], fail: Any) -> dict[str, int | float]:
+    """`connections` and `retries` as ints (at least 1, at least 0), `read_timeout` as
+    positive seconds (a number, or a duration such as `"30s"`, as in daidai.toml)."""
+    found: dict[str, int | float] = {}
+    for key, least in (("connections", 1), ("retries", 0)):
+        if key in options:
+            value = options[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise fail(f"{key!r} must be a whole number of at least {least}, got {value!r}")
+            found[key] = value
+    if "read_timeout" in options:
+        found["read_timeout"] = _seconds(options["read_timeout"], fail)
+    return found
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def _seconds(value: Any, fail: Any) -> float:
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if seconds is None or not 0 < seconds < float("inf"):
+        raise fail(
+            f"'read_timeout' must be a positive number of seconds or a duration such as "
+            f"'30s', got {value!r}"
+        )
+    return seconds
 
 
 _NEWLINES = (None, "", "\n", "\r", "\r\n")
@@ -190,6 +241,9 @@ _NEWLINES = (None, "", "\n", "\r", "\r\n")
 
 def _check_open_options(open_options: dict[str, Any], fail: Any) -> None:
     """Reject what `open()` would reject, now rather than at the first read."""
+    size = open_options.get("chunk_size", 1)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise fail(f"'chunk_size' in open_options must be a positive number of bytes, got {size!r}")
     encoding = open_options.get("encoding", "utf-8")
     if not _is_text_encoding(encoding):
         raise fail(f"unknown text encoding {encoding!r} in open_options; use one such as 'utf-8'")
