@@ -258,6 +258,7 @@ def fetch_frozen(
         for e in sorted(lock.entries.values(), key=lambda e: e.uri)
     ]
     outcomes = _fetch_outcomes(requests, settings, jobs, on_progress)
+    outcomes = [_adopted(o, r, settings) for o, r in zip(outcomes, requests, strict=True)]
     if failed := [o for o in outcomes if isinstance(o, DaidaiError)]:
         raise _frozen_failure(failed, lock.path)
     return FetchReport(results=tuple(outcomes), lockfile=lock.path)
@@ -539,6 +540,19 @@ def _is_cached(spec: FileSpec, checksum: str | None, settings: Settings) -> bool
         ref = layout.read_ref(entry)
         checksum = ref.checksum if ref else None
     return checksum is not None and layout.content_path(entry, checksum, spec.uri) is not None
+
+
+def _adopted(outcome: Any, request: FetchRequest, settings: Settings) -> Any:
+    """A local file absent at its source but cached from another folder, else `outcome`."""
+    from daidai.errors import SourceNotFoundError
+    from daidai.files.fetch import adopt
+
+    if not isinstance(outcome, SourceNotFoundError):
+        return outcome
+    try:
+        return adopt(request, settings=settings) or outcome
+    except DaidaiError:
+        return outcome
 
 
 def _frozen_failure(failed: Sequence[DaidaiError], lockfile: Path) -> LockfileError:

@@ -189,3 +189,28 @@ def test_frozen_fetch_names_each_locked_file_neither_fetchable_nor_cached(
     assert "2 locked file(s)" in line
     assert gone in line and "models/b.txt" in line
     assert "models/lexicon.tsv" not in line  # cached with its locked checksum: fine
+
+
+def test_frozen_fetch_in_another_folder_takes_local_files_from_the_shared_cache(
+    project: Project, tmp_path: Path
+) -> None:
+    """A Docker build at /srv whose cache was filled where the project lived elsewhere: the
+    locked copy of a local file, found by its checksum and name, serves the image."""
+    assert run("fetch", cwd=project).code == 0
+    image = tmp_path / "image"
+    image.mkdir()
+    for name in ("daidai.toml", "daidai.lock"):
+        shutil.copy(project / name, image / name)
+
+    frozen = run("fetch", "--frozen", cwd=image)  # before `COPY . .`: no models/ yet
+    shutil.copytree(project / "app", image / "app")
+    shutil.copytree(project / "models", image / "models")
+    offline = {"DAIDAI_OFFLINE": "1"}
+    ran = run("run", "app.models:lookup", "--word", "kiwi", cwd=image, env=offline)
+    gate = run("fetch", "--locked", cwd=image, env=offline)
+
+    assert frozen.code == 0, frozen
+    assert "1 file ready" in frozen.stdout
+    assert ran.code == 0 and ran.stdout == "fruit\n", ran
+    assert "out of date" not in ran.stderr  # nothing says the file differs from its pin
+    assert gate.code == 0, gate

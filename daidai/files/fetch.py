@@ -15,6 +15,7 @@ with the requests as coroutines on fsspec's event loop (`daidai.files._batch`).
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import shutil
@@ -50,6 +51,7 @@ __all__ = [
     "FetchResult",
     "Miss",
     "ProgressCallback",
+    "adopt",
     "begin",
     "cached",
     "complete",
@@ -199,6 +201,34 @@ def local_source_changed(request: FetchRequest, *, settings: Settings) -> bool:
     options = options_for(request.uri, settings, request.storage_options)
     ref = layout.read_ref(layout.entry_dir(settings.cache_dir, located, options))
     return _differs(ref, request.checksum, stamp)
+
+
+def adopt(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
+    """For a pinned local file that is absent: the same content, under the same name, from
+    another entry of the cache, copied (and hashed) into this file's entry; else None.
+
+    A Docker build runs `fetch --frozen` before the project's files are copied, with a
+    cache filled where the project lived in another folder: its local files are cached
+    under that folder's paths. Versions are named by their checksum, so a version folder
+    with the pinned checksum and the file's name holds the pinned content.
+    """
+    located = source_uri(request.uri, settings)
+    if request.checksum is None or protocol_of(located) not in _LOCAL_FILE_PROTOCOLS:
+        return None
+    if _stamp(located) is not None:
+        return None  # the file is there: nothing to adopt
+    name = layout.source_name(request.uri)
+    folder = layout.VERSION_PREFIX + request.checksum.partition(":")[2]
+    pattern = f"*/*/{glob.escape(folder)}/{glob.escape(name)}"
+    for candidate in sorted((settings.cache_dir / layout.FILES_DIR).glob(pattern)):
+        begun = begin(request, settings=settings)
+        if isinstance(begun, FetchResult):
+            return begun
+        try:
+            return finish(replace(begun, path=str(candidate)), None)
+        except ChecksumMismatchError:
+            continue  # a damaged copy: try the next
+    return None
 
 
 def cached(request: FetchRequest, *, settings: Settings) -> FetchResult | None:
@@ -435,7 +465,12 @@ def _lookup(
     path = layout.content_path(entry, request.checksum, request.uri)
     if path is None:
         return None
-    if warn and stamp is not None and ref is not None and _differs(ref, request.checksum, stamp):
+    if (
+        warn
+        and stamp is not None
+        and ref is not None
+        and _pin_outdated(ref, request.checksum, stamp)
+    ):
         _warn_outdated_pin(request, stamp)
     record = ref.record_of(request.checksum) if ref is not None else None
     if record is None:
@@ -508,6 +543,17 @@ def _differs(ref: layout.Ref | None, checksum: str | None, stamp: tuple[int, ...
     record, or than `checksum` when one is pinned."""
     record = ref.record_of(checksum) if ref is not None and checksum else ref
     return record is None or record.source is None or tuple(record.source) != stamp
+
+
+def _pin_outdated(ref: layout.Ref, checksum: str, stamp: tuple[int, ...]) -> bool:
+    """Whether a local source surely differs from its pinned version: by the pinned
+    version's own stamp, else because the newest copy, another version, matches it. A
+    version cached without a stamp (before the file arrived, or by an older daidai) is
+    not reported: nothing says the file differs."""
+    record = ref.record_of(checksum)
+    if record is not None and record.source is not None:
+        return tuple(record.source) != stamp
+    return ref.source is not None and tuple(ref.source) == stamp and ref.checksum != checksum
 
 
 def _warn_outdated_pin(request: FetchRequest, stamp: tuple[int, ...]) -> None:
