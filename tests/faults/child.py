@@ -47,6 +47,12 @@ def load(url: str, go: str | None) -> None:
 
     settings = load_settings()
     if go is not None:
+        # Import the filesystem layer (fsspec, aiohttp: ~1 s under load) before saying ready,
+        # so that every child starts its download at the go; left to after the go, the
+        # first child through its imports could finish before the others begin.
+        from daidai.files._source import filesystem
+
+        filesystem(url, {})
         print("ready", flush=True)
         while not os.path.exists(go):
             time.sleep(0.001)
