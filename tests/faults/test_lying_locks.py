@@ -11,7 +11,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,26 @@ from tests.servers import NginxServer
 
 MiB = 1024 * 1024
 PROCESSES = 8
+# Each response waits this long before its first byte, so every child that looks the file up
+# while the first download is still in flight misses too. Without it the race hinged on the
+# scheduler: on a loaded machine one child could finish before the others looked, and the
+# lie went unseen.
+LATENCY_MS = 1500
+
+
+@pytest.fixture(scope="module")
+def slow_server() -> Iterator[NginxServer]:
+    with NginxServer(latency_ms=LATENCY_MS) as server:
+        yield server
+
+
+@pytest.fixture
+def slow_file(slow_server: NginxServer) -> Callable[[int], tuple[str, bytes]]:
+    def make(size: int) -> tuple[str, bytes]:
+        data = os.urandom(size)
+        return slow_server.put(f"{uuid.uuid4().hex}.bin", data), data
+
+    return make
 
 
 def race(url: str, *, lying: bool) -> list[tuple[str, str]]:
@@ -82,9 +103,9 @@ def run_rounds(
 
 
 def test_eight_processes_with_lying_locks_all_read_the_exact_bytes(
-    http_server: NginxServer, http_file: Callable[[int], tuple[str, bytes]]
+    slow_server: NginxServer, slow_file: Callable[[int], tuple[str, bytes]]
 ) -> None:
-    totals = run_rounds(http_server, http_file, 16 * MiB, rounds=1)
+    totals = run_rounds(slow_server, slow_file, 16 * MiB, rounds=1)
     # The locks really lied: more than one process downloaded (else this proves nothing).
     assert totals["downloads"] >= 2 and totals["gets"] >= 2, totals
     assert totals["wrong"] == 0
@@ -103,10 +124,10 @@ def test_honest_locks_still_download_once_under_the_same_race(
 
 @pytest.mark.slow
 def test_ten_races_of_eight_processes_on_64_mib_with_lying_locks(
-    http_server: NginxServer, http_file: Callable[[int], tuple[str, bytes]]
+    slow_server: NginxServer, slow_file: Callable[[int], tuple[str, bytes]]
 ) -> None:
     rounds = int(os.environ.get("FAULTS_LOCK_ROUNDS", "10"))
-    totals = run_rounds(http_server, http_file, 64 * MiB, rounds=rounds)
+    totals = run_rounds(slow_server, slow_file, 64 * MiB, rounds=rounds)
     print(f"lying locks: {totals}")
     assert totals["wrong"] == 0 and totals["downloads"] >= rounds
 
