@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,13 @@ import fsspec
 import pytest
 
 from daidai import ModelManager, predictor
-from daidai.errors import ChecksumMismatchError, FileError, SourceNotFoundError
+from daidai.errors import (
+    ChecksumMismatchError,
+    ConfigError,
+    DeclarationError,
+    FileError,
+    SourceNotFoundError,
+)
 from tests.servers import NginxServer, S3Server
 
 STRATEGIES = ("on_disk", "on_disk_temporary", "in_memory", "in_memory_stream", "no_cache")
@@ -261,3 +268,100 @@ def test_undecodable_text_names_the_encoding_under_every_strategy(
             assert "crème" in "".join(
                 make_predictor(source, strategy, file_type, open_options=latin)()
             )
+
+
+@pytest.mark.parametrize("kind", SOURCE_KINDS)
+def test_a_wrong_pin_on_undecodable_text_is_a_checksum_mismatch_under_every_strategy(
+    sources: dict[str, dict[str, Source]], kind: str
+) -> None:
+    # Two errors at once: the pin wins, since it says what to do (a stream used to stop at
+    # the first undecodable line with a decoding error, before reaching the pin check).
+    source = sources[kind]["latin1"]
+    wrong = sha(b"some other content")
+    with ModelManager():
+        for strategy, file_type in PAIRS:
+            if file_type not in TEXT_TYPES:
+                continue
+            use = make_predictor(source, strategy, file_type, checksum=wrong)
+            with pytest.raises(ChecksumMismatchError) as caught:
+                use()
+            assert caught.value.actual == sha(CONTENTS["latin1"]), (strategy, file_type)
+
+
+@pytest.fixture(scope="module")
+def zip_sources(local_root: Path) -> dict[str, Source]:
+    archive = local_root / "all.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in CONTENTS.items():
+            zf.writestr(f"inner/{name}", data)
+    return {n: Source("zip", f"zip://inner/{n}::file://{archive}", {}) for n in CONTENTS}
+
+
+@pytest.mark.parametrize("content", list(CONTENTS))
+def test_a_zip_member_reads_the_same_under_every_type_and_strategy(
+    zip_sources: dict[str, Source], local_root: Path, content: str
+) -> None:
+    source = zip_sources[content]
+    with ModelManager():
+        for strategy, file_type in PAIRS:
+            seen = _outcome(make_predictor(source, strategy, file_type), file_type)
+            try:
+                want = _expected(local_root / content, file_type, {})
+            except UnicodeDecodeError:
+                want = (FileError, source.uri, "f", True)
+            assert seen == want, (strategy, file_type)
+
+
+@pytest.mark.parametrize("kind", ["path", "file", "memory"])
+def test_a_folder_declared_as_anything_but_path_is_one_declaration_error_everywhere(
+    local_root: Path, kind: str
+) -> None:
+    folder = local_root / "folder"
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    (folder / "sub" / "a.txt").write_text("a")
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/differential-folder/sub/a.txt", b"a")
+    uri = {
+        "path": str(folder),
+        "file": f"file://{folder}",
+        "memory": "memory://differential-folder",
+    }
+    source = Source(kind, uri[kind], {})
+    with ModelManager():
+        for strategy, file_type in PAIRS:
+            if file_type == "Path":
+                continue
+            with pytest.raises(DeclarationError) as caught:
+                make_predictor(source, strategy, file_type)()
+            message = str(caught.value)
+            assert source.uri in message and "declare the parameter as Path" in message
+            assert caught.value.parameter == "f", (strategy, file_type)
+
+
+def test_a_folder_is_a_declaration_error_when_the_strategy_comes_from_daidai_toml(
+    local_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "daidai.toml"
+    config.write_text('default_cache_strategy = "in_memory"\n')
+    monkeypatch.setenv("DAIDAI_CONFIG", str(config))
+    folder = local_root / "configured"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.txt").write_text("a")
+
+    @predictor
+    def read(x: Annotated[bytes, str(folder)]) -> bytes:
+        return x
+
+    with ModelManager(), pytest.raises(DeclarationError, match="declare the parameter as Path"):
+        read()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_refused_protocol_names_the_component_and_parameter(strategy: str) -> None:
+    file_type = "BinaryIO"
+    source = Source("nosuch", "nosuch://bucket/w.bin", {})
+    with ModelManager(), pytest.raises(ConfigError, match="protocol 'nosuch'") as caught:
+        make_predictor(source, strategy, file_type)()
+    assert caught.value.component and caught.value.component.endswith(f"use_{strategy}_BinaryIO")
+    assert caught.value.parameter == "f"
+    assert f"use_{strategy}_BinaryIO, parameter 'f': nosuch://bucket/w.bin" in str(caught.value)

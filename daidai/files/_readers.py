@@ -3,13 +3,14 @@ turning bytes, files and streams into the seven types a parameter can ask for.""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
 from daidai._settings import Settings
-from daidai.errors import ChecksumMismatchError, OfflineError
+from daidai.errors import ChecksumMismatchError, DeclarationError, FileError, OfflineError
 from daidai.files._source import (
     LOCAL_PROTOCOLS,
     Origin,
@@ -27,6 +28,7 @@ from daidai.files.layout import strip_credentials
 from daidai.files.spec import FileType
 
 __all__ = [
+    "folder_error",
     "from_bytes",
     "from_path",
     "from_stream",
@@ -58,6 +60,17 @@ def _check_online(request: FetchRequest, settings: Settings, origin: Origin) -> 
         )
 
 
+def folder_error(uri: str, component: str | None, parameter: str | None) -> DeclarationError:
+    """The one error for a folder declared as anything but a `Path`, whatever the strategy
+    (the strategy may come from `daidai.toml`, so it can only be told at first use)."""
+    return DeclarationError(
+        f"{strip_credentials(uri)} is a folder, which is handed out only as a Path (under "
+        "on_disk or on_disk_temporary); declare the parameter as Path",
+        component=component,
+        parameter=parameter,
+    )
+
+
 def open_stream(request: FetchRequest, settings: Settings) -> io.BufferedReader:
     """A buffered binary stream straight from the source; errors come out as `DaidaiError`s.
 
@@ -70,8 +83,10 @@ def open_stream(request: FetchRequest, settings: Settings) -> io.BufferedReader:
     with source_errors(origin):
         fs, path = filesystem(source_uri(request.uri, settings), options)
         info = stat_source(fs, path)
+        if info.kind == "directory":
+            raise folder_error(request.uri, request.component, request.parameter)
         src = open_source(fs, path, info.size, CHUNK_SIZE)
-    raw: io.RawIOBase = MappedReader(src, origin)
+    raw: io.RawIOBase = MappedReader(src, origin, fs)
     if request.checksum:
         raw = _Verified(raw, request)
     return io.BufferedReader(raw, buffer_size=_STREAM_BUFFER)
@@ -103,6 +118,14 @@ class _Verified(io.RawIOBase):
         elif len(view):  # the end: only the pinned content may end normally
             self._check()
         return n or 0
+
+    def check_rest(self) -> None:
+        """Read what is left and raise `ChecksumMismatchError` if the content is not the
+        pinned one: when another error stops the reader first (undecodable text), a wrong
+        pin is the error to tell, since it says what to do."""
+        buffer = bytearray(CHUNK_SIZE)
+        while self.readinto(buffer):
+            pass
 
     def readall(self) -> bytes:
         # RawIOBase.readall reads 8 KiB at a time: one ranged GET each from an object store.
@@ -218,9 +241,17 @@ def _memory_chunks(data: bytes, size: int) -> Generator[bytes, None, None]:
         yield bytes(view[start : start + size])
 
 
-def _lines(stream: IO[str]) -> Generator[str, None, None]:
+def _lines(stream: IO[str], pinned: _Verified | None = None) -> Generator[str, None, None]:
     with stream:
-        yield from stream
+        try:
+            yield from stream
+        except FileError as exc:
+            # Undecodable bytes stop a pinned stream before its end, where the pin is
+            # checked: a wrong pin wins, as it does where the whole file is read first.
+            if pinned is not None and isinstance(exc.__cause__, UnicodeDecodeError):
+                with contextlib.suppress(FileError):  # the source failing now: the first error
+                    pinned.check_rest()
+            raise
 
 
 def from_stream(
@@ -236,7 +267,10 @@ def from_stream(
     # that size to the source: one ranged GET per 8 KiB from an object store (3 s for
     # 3 MiB from SeaweedFS, against 0.05 s in 1 MiB reads).
     text._CHUNK_SIZE = _STREAM_BUFFER  # type: ignore[attr-defined]
-    return text if file_type == FileType.TEXT_IO else _lines(text)
+    if file_type == FileType.TEXT_IO:
+        return text
+    pinned = stream.raw if isinstance(stream.raw, _Verified) else None
+    return _lines(text, pinned)
 
 
 def _stream_chunks(stream: IO[bytes], size: int) -> Generator[bytes, None, None]:

@@ -283,10 +283,13 @@ class MappedReader(io.RawIOBase):
     Wrap it in `io.BufferedReader` / `io.TextIOWrapper` for lines and decoding.
     """
 
-    def __init__(self, src: IO[bytes], origin: Origin) -> None:
+    def __init__(self, src: IO[bytes], origin: Origin, fs: Any = None) -> None:
         super().__init__()
         self._src = src
         self._origin = origin
+        # An archive's filesystem closes the archive when it is collected (fsspec's
+        # ZipFileSystem.__del__), and with it every member still being read.
+        self._fs = fs
 
     def readable(self) -> bool:
         return True
@@ -310,4 +313,5 @@ class MappedReader(io.RawIOBase):
         if not self.closed:
             with source_errors(self._origin):
                 self._src.close()
+            self._fs = None
         super().close()

@@ -180,11 +180,7 @@ class FileSession:
 
     def _from_result(self, result: FetchResult, spec: FileSpec, request: FetchRequest) -> Any:
         if result.kind == "directory" and spec.type != FileType.PATH:
-            raise DeclarationError(
-                f"{spec.uri} is a directory; declare the parameter as Path",
-                component=request.component,
-                parameter=request.parameter,
-            )
+            raise _readers.folder_error(spec.uri, request.component, request.parameter)
         origin = _readers.origin_of(request)
         return _readers.from_path(result.path, spec.type, spec.open_options, origin)
 
