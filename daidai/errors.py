@@ -142,23 +142,34 @@ class TeardownError(DaidaiError):
 
 
 class ConfigError(DaidaiError, ValueError):
-    """A configuration file or environment variable is invalid.
+    """A configuration file or environment variable is invalid, or a file's URI or options
+    ask for what the configuration refuses (SECURITY.md).
 
     Attributes:
-        path: the file (or environment variable) at fault.
+        path: the file (or environment variable, or refused URI) at fault.
         key: the key at fault, if any.
+        component: the component whose file declaration is refused, if any.
+        parameter: its parameter, if any.
     """
 
-    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        key: str | None = None,
+        component: str | None = None,
+        parameter: str | None = None,
+    ) -> None:
         self.path = path
         self.key = key
-        super().__init__(message)
+        super().__init__(message, component=component, parameter=parameter)
 
     def _render(self) -> str:
         where = self.path or ""
         if self.key:
             where = f"{where}: key {self.key!r}" if where else f"key {self.key!r}"
-        return f"{where}: {self.message}" if where else self.message
+        return self._where() + (f"{where}: {self.message}" if where else self.message)
 
 
 class LockfileError(DaidaiError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ import fsspec
 import pytest
 
 from daidai import ModelManager, predictor
-from daidai.errors import FileFetchError
+from daidai.errors import FileError, FileFetchError
 from tests.servers import S3Server
 
 NAMES = {
@@ -99,3 +100,43 @@ def test_a_name_that_cannot_be_stored_safely_is_an_error_naming_it(
     assert f"cannot be stored safely: {named!r}" in str(caught.value)
     assert caught.value.uri == f"memory://{root}"
     assert not any(p.name == "escape" for p in cache_dir.parent.rglob("*"))
+
+
+def _loop(folder: Path) -> str:
+    (folder / "sub").mkdir()
+    (folder / "sub" / "back").symlink_to(folder)
+    return "sub/back"
+
+
+def _dangling(folder: Path) -> str:
+    (folder / "gone").symlink_to(folder / "never-was")
+    return "gone"
+
+
+def _fifo(folder: Path) -> str:
+    os.mkfifo(folder / "pipe")  # reading it would hang the fetch
+    return "pipe"
+
+
+@pytest.mark.parametrize("make", [_loop, _dangling, _fifo], ids=["loop", "dangling", "fifo"])
+@pytest.mark.parametrize("scheme", ["", "file://"])
+@pytest.mark.parametrize("strategy", ["on_disk", "on_disk_temporary"])
+def test_a_bad_entry_in_a_local_folder_is_a_file_error_naming_it(
+    tmp_path: Path, make: Any, scheme: str, strategy: str
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w")
+    entry = make(folder)
+    uri = f"{scheme}{folder}"
+
+    @predictor
+    def load(p: Annotated[Path, uri, {"cache_strategy": strategy}]) -> list[str]:
+        return sorted(os.listdir(p))
+
+    with ModelManager(), pytest.raises(FileError) as caught:
+        load()
+    message = str(caught.value)
+    assert "the folder holds" in message and repr(entry) in message and uri in message
+    assert "retry" not in message and "not found at the source" not in message
+    assert not isinstance(caught.value, FileFetchError)  # the source answered; the folder is wrong

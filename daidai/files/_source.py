@@ -18,6 +18,7 @@ from typing import IO, Any, NoReturn, cast
 
 from daidai.errors import (
     CacheError,
+    ConfigError,
     DaidaiError,
     FileError,
     FileFetchError,
@@ -435,11 +436,19 @@ class _Chunks(io.RawIOBase):
         return data
 
 
-def list_directory(fs: Any, path: str) -> tuple[list[tuple[str, str, int]], list[str]]:
+def list_directory(
+    fs: Any, path: str, origin: Origin
+) -> tuple[list[tuple[str, str, int]], list[str]]:
     """Every file under a directory or prefix, `(relative posix path, full path, size)`,
-    and every folder under it (relative posix paths), empty ones included."""
+    and every folder under it (relative posix paths), empty ones included.
+
+    Raises:
+        FileError: a local folder holds an entry that is neither a file nor a folder (a
+            broken or looping link, a link to a folder, a FIFO), naming it.
+    """
     root = path.rstrip("/")
     found = fs.find(root, detail=True, withdirs=True)
+    local = bool(_protocols(fs) & {"file", "local"})
     files, folders = [], []
     for full, info in sorted(found.items()):
         rel = full[len(root) :].lstrip("/") if full.startswith(root) else full.rsplit("/", 1)[-1]
@@ -447,8 +456,29 @@ def list_directory(fs: Any, path: str) -> tuple[list[tuple[str, str, int]], list
             if rel:
                 folders.append(rel)
             continue
+        if local and info.get("type") == "other":
+            raise origin.error(FileError, f"the folder holds {_odd_entry(rel, full, root)}")
         files.append((rel, full, int(info.get("size") or 0)))
     return files, folders
+
+
+def _odd_entry(rel: str, full: str, root: str) -> str:
+    """What is wrong with a local entry fsspec lists as neither file nor folder, and what
+    to do (reading it would fail with an error that names neither the entry nor a fix)."""
+    import os
+
+    if not os.path.islink(full):
+        return f"{rel!r}, which is not a regular file (a FIFO, socket or device); remove it"
+    target = os.readlink(full)
+    if not os.path.exists(full):
+        return f"a broken symbolic link {rel!r} (to {target!r}); remove it or restore its target"
+    real, top = os.path.realpath(full), os.path.realpath(root)
+    if top == real or top.startswith(real.rstrip("/") + "/"):
+        return f"a symbolic link {rel!r} that loops back to {target!r}; remove it"
+    return (
+        f"a symbolic link {rel!r} to another folder ({target!r}), which is not followed; "
+        "put the folder itself there"
+    )
 
 
 @contextlib.contextmanager
@@ -456,6 +486,18 @@ def source_errors(origin: Origin) -> Iterator[None]:
     """Map any exception raised while reading a source to a `FileFetchError` subclass."""
     try:
         yield
+    except ConfigError as exc:
+        if exc.component is not None or origin.component is None:
+            raise
+        # A refused URI or option is told at first use: name who declared it.
+        located = ConfigError(
+            exc.message,
+            path=exc.path,
+            key=exc.key,
+            component=origin.component,
+            parameter=origin.parameter,
+        )
+        raise located from exc.__cause__
     except DaidaiError:
         raise
     except Exception as exc:

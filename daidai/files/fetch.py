@@ -776,7 +776,7 @@ def _copy_source(
         pinned = Bound(request.size, request.checksum)
     if info.kind == "directory":
         with source_errors(origin):
-            files, folders = list_directory(fs, path)
+            files, folders = list_directory(fs, path, origin)
         content = copy_directory(fs, files, folders, staging / name, origin, progress, pinned)
     else:
         content = copy_file(
