@@ -416,7 +416,12 @@ def test_a_missing_s3_key_is_source_not_found_and_a_prefix_is_a_folder(
 
 
 class _SlowCountingHandler(http.server.BaseHTTPRequestHandler):
-    """Serves `b"x" * 100` for any path after 0.2 s, counting requests in flight."""
+    """Serves `b"x" * 100` for any path after 0.5 s, counting requests in flight.
+
+    A request stops counting before its answer is sent: counted after, the client could get
+    its body and send the next request before the count went down, and one request too many
+    would seem in flight.
+    """
 
     lock = threading.Lock()
     active = 0
@@ -428,14 +433,14 @@ class _SlowCountingHandler(http.server.BaseHTTPRequestHandler):
             cls.active += 1
             cls.most = max(cls.most, cls.active)
         try:
-            time.sleep(0.2)
-            self.send_response(200)
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            self.wfile.write(b"x" * 100)
+            time.sleep(0.5)
         finally:
             with cls.lock:
                 cls.active -= 1
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.write(b"x" * 100)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
