@@ -227,7 +227,7 @@ def list_cache(*, settings: Settings) -> Listing:
     Raises:
         LockfileError: a lockfile is malformed.
     """
-    pins = _sharing.pins(settings, strict=False)
+    pins = _sharing.pins(settings, strict=False, write=False)
     report = layout.scan(settings.cache_dir)
     listed = tuple(_listed(e, pins) for e in report.entries if not _only_staging(e))
     staging = tuple(
@@ -246,6 +246,7 @@ def plan_prune(
     max_size: int | None = None,
     include_locked: bool = False,
     project_only: bool = False,
+    dry_run: bool = False,
     now: float | None = None,
 ) -> CachePlan:
     """Plan evictions, least recently used first; never a locked entry unless asked.
@@ -262,12 +263,13 @@ def plan_prune(
         include_locked: locked entries may be evicted too.
         project_only: go by the current project's lockfile only (`--project`), not by
             every lockfile registered in the cache.
+        dry_run: only report: the lockfile registry is read, never written.
         now: the current time (seconds since the epoch).
 
     Raises:
         LockfileError: a lockfile is malformed.
     """
-    pins = _sharing.pins(settings, project_only=project_only)
+    pins = _sharing.pins(settings, project_only=project_only, write=not dry_run)
     report = _scan_to_delete(settings)
     now = time.time() if now is None else now
     partials, notes = _leftover_partials(report, now)

@@ -252,7 +252,9 @@ def fetch_frozen(
     from daidai.files.lockfile import read_lockfile
 
     lock = read_lockfile(settings.lockfile, missing_ok=False)
-    registry.register(settings.cache_dir, settings.lockfile)
+    registry.register(
+        settings.cache_dir, settings.lockfile, [(e.uri, e.checksum) for e in lock.entries.values()]
+    )
     requests = [
         FetchRequest(uri=e.uri, checksum=e.checksum, force=refresh, size=e.size)
         for e in sorted(lock.entries.values(), key=lambda e: e.uri)
@@ -395,7 +397,9 @@ def _update_lock(
             previous = result.lock_entry()
         new[result.uri] = previous
     written = write_lockfile(settings.lockfile, new.values())
-    registry.register(settings.cache_dir, settings.lockfile)  # so prune anywhere keeps it
+    # So a prune anywhere keeps what it pins, even while it is missing for a moment.
+    pinned = [(e.uri, e.checksum) for e in new.values()]
+    registry.register(settings.cache_dir, settings.lockfile, pinned)
     return FetchReport(
         results=tuple(results),
         lockfile=settings.lockfile,

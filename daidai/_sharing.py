@@ -68,45 +68,66 @@ class Pins:
         return any(self.pinned(entry, v) for v in entry.versions)
 
 
-def pins(settings: Settings, *, project_only: bool = False, strict: bool = True) -> Pins:
+def pins(
+    settings: Settings, *, project_only: bool = False, strict: bool = True, write: bool = True
+) -> Pins:
     """Read the pins of the current project's lockfile and, unless `project_only`, of
-    every registered one; the current one is registered on the way.
+    every registered one (a registered lockfile missing for a moment counts by its last
+    known pins, see `daidai.files.registry`); with `write`, the current one is
+    registered on the way and the records are brought up to date.
 
     Raises:
         LockfileError: one of the lockfiles is malformed (prune would not know its pins);
             without `strict`, only the current project's, the others are skipped.
     """
-    from daidai.errors import LockfileError
     from daidai.files import registry
-    from daidai.files.lockfile import read_lockfile
 
     current = Path(settings.lockfile).absolute()
-    found = [current] if current.is_file() else []
-    if found:
-        registry.register(settings.cache_dir, current)
-    if not project_only:
-        found += registry.registered(settings.cache_dir)
+    records = [] if project_only else registry.registered(settings.cache_dir, write=write)
+    present = {r.lockfile for r in records if r.present}
+    if current.is_file():
+        present.add(current)
     pairs: set[tuple[str, str]] = set()
-    lockfiles = sorted(set(found))
     broken: list[str] = []
-    for path in lockfiles:
-        try:
-            lock = read_lockfile(path, missing_ok=True)
-        except LockfileError as exc:
-            if path == current:
-                raise
-            if not strict:
-                broken.append(str(exc))
-                continue
-            raise LockfileError(
-                f"{exc.message}; it is registered as using this cache, so its pins are "
-                "kept: fix or delete it, or pass --project to go by this project's "
-                "lockfile only",
-                path=str(path),
-            ) from exc
-        for entry in lock.entries.values():
-            pairs.update((uri, entry.checksum) for uri in _forms(entry.uri, path))
+    for path in sorted(present):
+        found = _read_pins(path, current, strict, broken)
+        if found is None:
+            continue
+        if write:
+            registry.register(settings.cache_dir, path, found)
+        pairs.update(_all_forms(found, path))
+    for record in records:
+        if not record.present:
+            pairs.update(_all_forms(record.pins, record.lockfile))
+    lockfiles = sorted(present | {r.lockfile for r in records})
     return Pins(frozenset(pairs), tuple(lockfiles), current, tuple(broken))
+
+
+def _read_pins(
+    path: Path, current: Path, strict: bool, broken: list[str]
+) -> set[tuple[str, str]] | None:
+    from daidai.errors import LockfileError
+    from daidai.files.lockfile import read_lockfile
+
+    try:
+        lock = read_lockfile(path, missing_ok=True)
+    except LockfileError as exc:
+        if path == current:
+            raise
+        if not strict:
+            broken.append(str(exc))
+            return None
+        raise LockfileError(
+            f"{exc.message}; it is registered as using this cache, so its pins are "
+            "kept: fix or delete it, or pass --project to go by this project's "
+            "lockfile only",
+            path=str(path),
+        ) from exc
+    return {(e.uri, e.checksum) for e in lock.entries.values()}
+
+
+def _all_forms(pairs: Iterable[tuple[str, str]], lockfile: Path) -> set[tuple[str, str]]:
+    return {(form, checksum) for uri, checksum in pairs for form in _forms(uri, lockfile)}
 
 
 def _forms(uri: str, lockfile: Path) -> set[str]:

@@ -159,15 +159,62 @@ def test_prune_project_keeps_only_this_projects_pins_and_gone_lockfiles_stop_cou
     after_narrowed = _uris(elsewhere)
     assert two.run("fetch").code == 0
     two.lockfile.unlink()
-    after_two_is_gone = daidai("cache", "prune", "--yes", cwd=elsewhere)
+    just_gone = daidai("cache", "prune", "--yes", cwd=elsewhere)
+    after_just_gone = _uris(elsewhere)
+    _age_missing_records(8 * DAY)
+    long_gone = daidai("cache", "prune", "--yes", cwd=elsewhere)
 
     assert narrowed.code == 0, narrowed
     assert after_narrowed == set(one.urls.values())
-    assert after_two_is_gone.code == 0, after_two_is_gone
+    assert just_gone.code == 0, just_gone
+    assert after_just_gone == {*one.urls.values(), *two.urls.values()}  # a grace period
+    assert long_gone.code == 0, long_gone
     assert _uris(elsewhere) == set(one.urls.values())
+    assert [r["lockfile"] for r in _records()] == [str(one.lockfile)]
+
+
+def test_a_lockfile_missing_for_a_moment_keeps_its_pins_and_a_dry_run_writes_nothing(
+    tmp_path: Path, http_server: NginxServer
+) -> None:
+    project = make_project(tmp_path / "proj", http_server)
+    assert project.run("fetch").code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     registry = Path(os.environ["DAIDAI_CACHE_DIR"]) / "lockfiles"
-    records = [json.loads(p.read_text())["lockfile"] for p in registry.glob("*.json")]
-    assert records == [str(one.lockfile)]
+    before = {p.name: p.read_bytes() for p in registry.iterdir()}
+    moved = tmp_path / "proj.tmp"
+
+    project.root.rename(moved)  # a deploy swapping folders, a checkout
+    dry = daidai("cache", "prune", "--dry-run", cwd=elsewhere)
+    after_dry = {p.name: p.read_bytes() for p in registry.iterdir()}
+    real = daidai("cache", "prune", "--yes", cwd=elsewhere)
+    moved.rename(project.root)
+    again = daidai("cache", "prune", "--yes", cwd=elsewhere)
+    verified = project.run("verify", env={"DAIDAI_OFFLINE": "1"})
+
+    assert dry.code == 0 and "nothing to prune" in dry.stdout, dry
+    assert after_dry == before
+    assert real.code == 0 and "nothing to prune" in real.stdout, real
+    assert again.code == 0 and "nothing to prune" in again.stdout, again
+    assert verified.code == 0, verified
+    assert _uris(elsewhere) == set(project.urls.values())
+    [record] = _records()
+    assert record["lockfile"] == str(project.lockfile) and "missing_since" not in record
+
+
+def _records() -> list[dict[str, object]]:
+    registry = Path(os.environ["DAIDAI_CACHE_DIR"]) / "lockfiles"
+    return [json.loads(p.read_text()) for p in sorted(registry.glob("*.json"))]
+
+
+def _age_missing_records(seconds: float) -> None:
+    """Make every missing lockfile look missing since `seconds` ago."""
+    registry = Path(os.environ["DAIDAI_CACHE_DIR"]) / "lockfiles"
+    for path in registry.glob("*.json"):
+        record = json.loads(path.read_text())
+        if "missing_since" in record:
+            record["missing_since"] -= seconds
+            path.write_text(json.dumps(record))
 
 
 def test_a_prune_with_no_lockfile_anywhere_says_everything_counts_as_unpinned(

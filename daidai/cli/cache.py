@@ -131,6 +131,7 @@ def cache_prune(
         max_size=max_size,
         include_locked=include_locked,
         project_only=project,
+        dry_run=dry_run,
     )
     _carry_out(plan, dry_run=dry_run, yes=yes, verb="prune")
 

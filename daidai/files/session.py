@@ -233,7 +233,11 @@ class FileSession:
             if self._pins is None:
                 self._pins = read_lockfile(self.lockfile_path)
                 if self._pins.entries:
-                    registry.register(self.settings.cache_dir, self.lockfile_path)
+                    registry.register(
+                        self.settings.cache_dir,
+                        self.lockfile_path,
+                        [(e.uri, e.checksum) for e in self._pins.entries.values()],
+                    )
             return self._pins
 
     def _temp_folder(self) -> Path:
