@@ -191,11 +191,12 @@ def apply(
         else:
             skipped.append(Skipped(_version_name(version), version.size, IN_USE))
     for entry in entries:
-        kept = in_use.remove_entry(entry)
-        if kept is None:
+        removed = in_use.remove_entry(entry)
+        if removed is None:
             skipped.append(Skipped(_name(entry), entry.size, DOWNLOADING))
             continue
-        freed += entry.size - sum(v.size for v in kept)
+        kept, gone = removed
+        freed += gone
         skipped += [Skipped(_name(entry, v), v.size, IN_USE) for v in kept]
     return freed, skipped
 

@@ -589,3 +589,32 @@ def test_cache_rm_takes_uris_and_globs_plans_first_and_honours_dry_run(
     assert nothing.code == 1 and "nowhere.invalid" in one_error_line(nothing), nothing
     assert exact.code == 0, exact
     assert _uris(project.root) == set()
+
+
+def test_a_clear_planned_before_a_first_download_finishes_keeps_the_file_handed_out(
+    tmp_path: Path,
+    cache_dir: Path,
+    gated: tuple[str, bytes, threading.Event],
+    start_holder: object,
+) -> None:
+    from daidai._maintenance import apply_plan, plan_clear
+    from daidai._settings import load_settings
+
+    url, body, gate = gated
+    killed = _start_fetch(tmp_path / "proj", url)
+    try:
+        _wait_for_staging(cache_dir)
+    finally:
+        _end(killed)  # its leftover makes the entry one a clear plans to delete whole
+    plan = plan_clear(settings=load_settings())
+    gate.set()
+    holder = start_holder(url)  # type: ignore[operator]  # downloads, publishes, holds
+
+    applied = apply_plan(plan)
+    path, digest = holder.read_again()
+
+    assert [e.path for e in plan.entries] == [path.parent.parent]
+    assert path == holder.path and path.is_file()
+    assert digest == hashlib.sha256(body).hexdigest()
+    assert [s.why for s in applied.skipped] == ["in use by a running process"]
+    assert not list(path.parent.parent.glob(f"{layout.TMP_PREFIX}*"))  # the leftover went

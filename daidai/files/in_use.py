@@ -170,25 +170,36 @@ def remove_partial(partial: layout.Partial) -> bool:
         return free
 
 
-def remove_entry(entry: layout.CacheEntry) -> tuple[layout.Version, ...] | None:
+def remove_entry(entry: layout.CacheEntry) -> tuple[tuple[layout.Version, ...], int] | None:
     """Delete an entry, or as much of it as no live process uses.
 
     Returns None when a download runs in it (nothing deleted), else the versions kept
-    because a live process holds them (the entry then stays, with its record).
+    because a live process holds them (the entry then stays, with its record) and the
+    bytes freed.
     """
     with _exclusive(entry.path / layout.LOCK_FILE, create=False) as idle:
         if not idle:
             return None
-        with contextlib.ExitStack() as held:
-            markers = [marker_of(version_folder(v)) for v in entry.versions]
-            free = [held.enter_context(_exclusive(m, create=True)) for m in markers]
-            if all(free):
-                layout.delete_entry(entry)
-                return ()
-        kept = tuple(v for v in entry.versions if not remove_version(v))
-        for partial in entry.partials:
-            layout.delete_partial(partial)  # the entry's lock is ours: no download runs
-        return kept
+        # Read again under the lock: a download that finished since the plan's scan may
+        # have published a version a live process already holds, which the plan never saw.
+        if not os.path.isdir(entry.path):
+            return (), 0  # removed by someone else since the plan
+        entry = layout.scan_entry(entry.path)
+        kept = _remove_entry(entry)
+        return kept, entry.size - sum(v.size for v in kept)
+
+
+def _remove_entry(entry: layout.CacheEntry) -> tuple[layout.Version, ...]:
+    with contextlib.ExitStack() as held:
+        markers = [marker_of(version_folder(v)) for v in entry.versions]
+        free = [held.enter_context(_exclusive(m, create=True)) for m in markers]
+        if all(free):
+            layout.delete_entry(entry)
+            return ()
+    kept = tuple(v for v in entry.versions if not remove_version(v))
+    for partial in entry.partials:
+        layout.delete_partial(partial)  # the entry's lock is ours: no download runs
+    return kept
 
 
 @contextlib.contextmanager

@@ -61,6 +61,7 @@ __all__ = [
     "read_ref",
     "safe_name",
     "scan",
+    "scan_entry",
     "source_name",
     "split_uri",
     "strip_credentials",
@@ -515,7 +516,7 @@ def mark_used(entry: Path) -> None:
 def scan(cache_dir: Path) -> CacheReport:
     """Read the whole cache into a frozen report; reads only, safe while others download."""
     root = Path(cache_dir) / FILES_DIR
-    entries = [_scan_entry(e) for e in _entry_dirs(root)]
+    entries = [scan_entry(e) for e in _entry_dirs(root)]
     entries.sort(key=lambda e: (e.uri is None, e.uri or "", e.key))
     return CacheReport(cache_dir=Path(cache_dir), entries=tuple(entries))
 
@@ -530,7 +531,8 @@ def _entry_dirs(root: Path) -> Iterator[Path]:
                 yield from sorted(p for p in shard.iterdir() if is_daidai_entry(p))
 
 
-def _scan_entry(entry: Path) -> CacheEntry:
+def scan_entry(entry: Path) -> CacheEntry:
+    """Read one entry folder (as `scan` does for each)."""
     ref = read_ref(entry)
     versions, partials = [], []
     for child in sorted(entry.iterdir()):
