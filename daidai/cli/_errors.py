@@ -38,7 +38,8 @@ def stop_on_sigterm() -> None:
     """Make SIGTERM raise `Terminated` in the main thread, as SIGINT raises its interrupt.
 
     Python's default for SIGTERM is to die on the spot, leaving staging folders and
-    half-written files behind; raising lets `finally` blocks run.
+    half-written files behind; raising lets `finally` blocks run. A second SIGTERM ends the
+    process at once, whatever its threads are waiting for.
     """
     import signal
     import threading
@@ -46,7 +47,14 @@ def stop_on_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
 
+    import os
+
+    received: list[int] = []
+
     def stop(signum: int, frame: object) -> None:
+        if received:  # cleanup itself is stuck (a thread blocked in I/O): end at once
+            os._exit(TERMINATED)
+        received.append(signum)
         raise Terminated()
 
     signal.signal(signal.SIGTERM, stop)

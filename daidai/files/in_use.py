@@ -51,6 +51,8 @@ __all__ = [
 
 MARKER_PREFIX = ".in-use-"
 LAST_USE_SECONDS = 60.0
+# O_NONBLOCK: a FIFO planted as a marker must not hang the open (no effect on a file).
+_READ_ONLY = os.O_RDONLY | os.O_NONBLOCK
 
 _lock = threading.Lock()
 _held: dict[str, int] = {}  # version folder -> descriptor holding the shared lock
@@ -118,7 +120,7 @@ def _lock_shared(marker: Path) -> int | None:
     # already there is still locked, read-only descriptors take `flock` too.
     writable = os.access(marker.parent, os.W_OK)
     try:
-        fd = os.open(marker, os.O_RDWR | os.O_CREAT if writable else os.O_RDONLY, 0o644)
+        fd = os.open(marker, os.O_RDWR | os.O_CREAT if writable else _READ_ONLY, 0o644)
     except OSError:
         return None
     try:
@@ -219,7 +221,7 @@ def _exclusive(path: Path, *, create: bool) -> Iterator[bool]:
         return
     except OSError:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, _READ_ONLY)
         except OSError:  # cannot tell, so assume someone holds it
             yield False
             return

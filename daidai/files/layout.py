@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from daidai.files import _records
+
 __all__ = [
     "CacheEntry",
     "CacheReport",
@@ -94,6 +96,7 @@ _TAG_HEAD = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by daidai.\n"
 )
+_MARKER_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
 _TAG = _TAG_HEAD + "# For information about cache directory tags see https://bford.info/cachedir/\n"
 
 
@@ -419,14 +422,8 @@ def is_daidai_cache(cache_dir: Path) -> bool:
     """Whether daidai marked `cache_dir` as its cache: a regular `CACHEDIR.TAG` (not a
     link) with the standard signature line and daidai's own comment line, as every daidai
     version wrote it."""
-    try:
-        with open(Path(cache_dir) / TAG_FILE, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode) or os.path.islink(fh.name):
-                return False
-            head = fh.read(len(_TAG) + 1)
-    except OSError:
-        return False
-    return head.decode("ascii", "replace").startswith(_TAG_HEAD)
+    head = _records.read_record(Path(cache_dir) / TAG_FILE, max_bytes=64 * 1024)
+    return head is not None and head.decode("ascii", "replace").startswith(_TAG_HEAD)
 
 
 def not_a_cache_reason(cache_dir: Path) -> str | None:
@@ -474,8 +471,8 @@ def is_daidai_entry(path: Path) -> bool:
 
 def read_ref(entry: Path) -> Ref | None:
     """The entry's current version record, or None if missing, garbled or pointing nowhere."""
+    data = _records.read_json(entry / REF_FILE)  # a FIFO, a link, deep nesting: None
     try:
-        data = json.loads((entry / REF_FILE).read_text(encoding="utf-8"))
         if not isinstance(data.get("uri"), str) or not isinstance(data.get("size"), int):
             return None
         fields = {k: data[k] for k in Ref.__dataclass_fields__ if k in data}
@@ -505,10 +502,12 @@ def mark_used(entry: Path) -> None:
         return  # a read-only deployment must see no write at all
     marker = entry / LAST_USED_FILE
     try:
-        os.utime(marker)
+        # Never through a planted link: it would touch a file outside the cache.
+        os.utime(marker, follow_symlinks=False)
     except FileNotFoundError:
         with contextlib.suppress(OSError):
-            marker.touch()
+            # O_NOFOLLOW | O_NONBLOCK: no link followed, no FIFO waited on.
+            os.close(os.open(marker, _MARKER_FLAGS, 0o644))
     except OSError:
         pass
 
@@ -561,13 +560,13 @@ def _content_in(version: Path) -> Path:
 
 
 def _last_used(entry: Path, versions: list[Version]) -> float:
-    marker = _mtime(entry / LAST_USED_FILE)
+    marker = _mtime(entry / LAST_USED_FILE, follow=False)  # a link's target is not a use
     return marker or max((_mtime(v.path) for v in versions), default=_mtime(entry))
 
 
-def _mtime(path: Path) -> float:
+def _mtime(path: Path, *, follow: bool = True) -> float:
     try:
-        return path.stat().st_mtime
+        return (path.stat() if follow else path.lstat()).st_mtime
     except OSError:
         return 0.0
 

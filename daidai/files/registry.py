@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daidai.files import layout
+from daidai.files import _records, layout
 
 __all__ = ["MISSING_GRACE_SECONDS", "REGISTRY_DIR", "Record", "register", "registered"]
 
@@ -63,6 +63,7 @@ def register(
     (None: keep the ones recorded); best-effort, errors ignored."""
     path = Path(os.path.abspath(lockfile))
     record = _record_path(Path(cache_dir), path)
+    _refuse_link(Path(cache_dir))
     if not path.is_file():
         return
     known = _read(record)
@@ -91,6 +92,7 @@ def registered(cache_dir: Path, *, write: bool = True, now: float | None = None)
     """
     folder = Path(cache_dir) / REGISTRY_DIR
     now = time.time() if now is None else now
+    _refuse_link(Path(cache_dir))  # records are written and removed there: never through a link
     try:
         names = sorted(p for p in folder.iterdir() if p.suffix == ".json")
     except OSError:
@@ -170,11 +172,22 @@ def _record_path(cache_dir: Path, lockfile: Path) -> Path:
     return cache_dir / REGISTRY_DIR / f"{digest}.json"
 
 
+def _refuse_link(cache_dir: Path) -> None:
+    """Refuse a planted `<cache>/lockfiles` link, as `files/` is: every byte daidai writes
+    stays inside the cache folder."""
+    folder = cache_dir / REGISTRY_DIR
+    if os.path.islink(folder):
+        from daidai.errors import CacheError
+
+        raise CacheError(
+            "it is a symbolic link; daidai writes only inside its cache folder, never "
+            "through a link; remove the link or use another DAIDAI_CACHE_DIR",
+            uri=str(folder),
+        )
+
+
 def _read(record: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    data = _records.read_json(record)  # a FIFO, a link or deep nesting: a garbled record
     return data if isinstance(data, dict) else None
 
 
