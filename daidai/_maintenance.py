@@ -90,13 +90,15 @@ class ListedEntry:
 
     Attributes:
         uri: the source URI (None if the entry's record is unreadable).
-        size: bytes on disk, partial downloads included.
+        size: bytes of the current version (of every version when none is recorded as
+            current): what using the file takes.
         last_used: seconds since the epoch.
         locked: whether a registered lockfile pins one of its versions.
         key: the entry key.
         path: the entry folder.
         versions: complete versions on disk.
-        partial: bytes of unfinished downloads.
+        partial: bytes of unfinished downloads in it (listed under `Listing.staging`).
+        total_size: bytes of every version on disk (older ones a prune may remove).
     """
 
     uri: str | None
@@ -107,23 +109,26 @@ class ListedEntry:
     path: Path
     versions: int
     partial: int
+    total_size: int = 0
 
 
 @dataclass(frozen=True)
 class Staging:
-    """A first download of a source, still running or left by a killed process: an entry
-    with no version and no record yet, so its URI is unknown (`cache ls` counts these
-    apart from the entries).
+    """A download not finished, still running or left by a killed process (`cache ls`
+    counts these apart from the entries): a first download (an entry with no version
+    and no record yet, whose URI is unknown), or a partial inside a finished entry.
 
     Attributes:
-        path: the entry folder.
+        path: the entry folder (a first download) or the partial's folder.
         size: bytes written so far.
-        in_progress: whether a process is downloading into it now.
+        in_progress: whether a process is downloading into its entry now.
+        uri: the entry's URI, when it has a record.
     """
 
     path: Path
     size: int
     in_progress: bool
+    uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,8 +142,8 @@ class Listing:
 
     @property
     def total_size(self) -> int:
-        """Bytes used by every entry and staging folder."""
-        return sum(e.size for e in self.entries) + sum(s.size for s in self.staging)
+        """Bytes used by every version and staging folder."""
+        return sum(e.total_size for e in self.entries) + sum(s.size for s in self.staging)
 
 
 @dataclass(frozen=True)
@@ -230,11 +235,7 @@ def list_cache(*, settings: Settings) -> Listing:
     pins = _sharing.pins(settings, strict=False, write=False)
     report = layout.scan(settings.cache_dir)
     listed = tuple(_listed(e, pins) for e in report.entries if not _only_staging(e))
-    staging = tuple(
-        Staging(e.path, e.size, in_use.download_running(e.path))
-        for e in report.entries
-        if _only_staging(e)
-    )
+    staging = tuple(s for e in report.entries for s in _staging_of(e))
     notes = tuple(f"skipped a malformed registered lockfile: {b}" for b in pins.broken)
     return Listing(settings.cache_dir, listed, staging, notes)
 
@@ -304,15 +305,18 @@ def plan_rm(*, settings: Settings, patterns: Sequence[str]) -> CachePlan:
     """Plan removing the entries whose URI is one of `patterns` or matches one as a glob
     (`*`, `?`, `[...]`); locked entries too, never a version in use.
 
-    A local path is also compared in its absolute form. Patterns that match nothing are
-    named in the plan's notes.
+    A local path is also compared in its absolute forms: from the project folder, as the
+    lockfile and `daidai graph` write it, and from the current folder. Patterns that
+    match nothing are named in the plan's notes.
     """
     import fnmatch
 
     report = _scan_to_delete(settings)
     doomed, unmatched = [], []
     for pattern in patterns:
-        forms = {pattern} if "://" in pattern else {pattern, os.path.abspath(pattern)}
+        forms = {pattern}
+        if "://" not in pattern:
+            forms |= {os.path.normpath(settings.root / pattern), os.path.abspath(pattern)}
         hits = [
             e
             for e in report.entries
@@ -327,12 +331,27 @@ def plan_rm(*, settings: Settings, patterns: Sequence[str]) -> CachePlan:
 
 def apply_plan(plan: CachePlan) -> Applied:
     """Delete what `plan` lists, but no version a live process started to use since and no
-    entry a download started in since. Safe while others read."""
+    entry a download started in since. Safe while others read.
+
+    Raises:
+        DaidaiError: the cache folder is read-only (nothing is deleted).
+    """
+    if not plan.empty:
+        _sharing.require_writable(plan.cache_dir)
     freed, skipped = _sharing.apply(plan.entries, plan.versions, plan.partials)
     return Applied(freed, tuple(skipped))
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _staging_of(entry: layout.CacheEntry) -> list[Staging]:
+    if not entry.partials:
+        return []
+    running = in_use.download_running(entry.path)
+    if _only_staging(entry):
+        return [Staging(entry.path, entry.size, running)]
+    return [Staging(p.path, p.size, running, entry.uri) for p in entry.partials]
 
 
 def _only_staging(entry: layout.CacheEntry) -> bool:
@@ -360,15 +379,18 @@ def _unpinned_note(
 
 
 def _listed(entry: layout.CacheEntry, pins: _sharing.Pins) -> ListedEntry:
+    total = sum(v.size for v in entry.versions)
+    current = [v.size for v in entry.versions if v.current]
     return ListedEntry(
         uri=entry.uri,
-        size=entry.size,
+        size=current[0] if current else total,
         last_used=entry.last_used,
         locked=pins.pins(entry),
         key=entry.key,
         path=entry.path,
         versions=len(entry.versions),
         partial=sum(p.size for p in entry.partials),
+        total_size=total,
     )
 
 

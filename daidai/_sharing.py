@@ -22,7 +22,7 @@ from daidai.files import in_use, layout
 if TYPE_CHECKING:
     from daidai._settings import Settings
 
-__all__ = ["Pins", "Skipped", "apply", "guard", "pins"]
+__all__ = ["Pins", "Skipped", "apply", "guard", "pins", "require_writable"]
 
 IN_USE = "in use by a running process"
 DOWNLOADING = "download in progress"
@@ -170,6 +170,24 @@ def guard(
         else:
             single.append(version)
     return whole, single, leftovers, skipped
+
+
+def require_writable(cache_dir: Path) -> None:
+    """Refuse to delete in a cache that cannot be written to (a read-only mount): every
+    in-use mark would look taken, and nothing could be deleted anyway.
+
+    Raises:
+        DaidaiError: the cache folder is read-only.
+    """
+    from daidai.errors import DaidaiError
+
+    files = Path(cache_dir) / layout.FILES_DIR
+    folder = files if files.is_dir() else Path(cache_dir)
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        raise DaidaiError(
+            f"the cache folder {cache_dir} is read-only (not writable), so nothing in it can "
+            "be deleted; run this command where the cache is mounted writable"
+        )
 
 
 def apply(

@@ -4,6 +4,7 @@ progress, live last use, and `cache rm`."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -618,3 +619,153 @@ def test_a_clear_planned_before_a_first_download_finishes_keeps_the_file_handed_
     assert digest == hashlib.sha256(body).hexdigest()
     assert [s.why for s in applied.skipped] == ["in use by a running process"]
     assert not list(path.parent.parent.glob(f"{layout.TMP_PREFIX}*"))  # the leftover went
+
+
+@pytest.mark.parametrize(
+    ("signame", "code", "line"),
+    [("SIGINT", 130, "error: interrupted"), ("SIGTERM", 143, "error: terminated (SIGTERM)")],
+)
+def test_a_first_download_stopped_by_a_signal_leaves_no_entry_and_says_so(
+    tmp_path: Path,
+    cache_dir: Path,
+    gated: tuple[str, bytes, threading.Event],
+    signame: str,
+    code: int,
+    line: str,
+) -> None:
+    url, _, _ = gated
+    fetching = _start_fetch(tmp_path / "proj", url)
+    try:
+        _wait_for_staging(cache_dir)
+        fetching.send_signal(getattr(signal, signame))
+        _, err = fetching.communicate(timeout=60)
+    finally:
+        _end(fetching)
+
+    document = _listing(tmp_path)
+    plain = daidai("cache", "ls", cwd=tmp_path)
+
+    assert fetching.returncode == code, err
+    assert err.strip().splitlines() == [line]
+    assert document["entries"] == [] and document["staging"] == [], document
+    assert "?" not in plain.stdout, plain
+
+
+def test_a_failed_first_fetch_leaves_no_entry_without_a_uri(tmp_path: Path) -> None:
+    image = tmp_path / "image"  # a lockfile copied where its local source is not
+    image.mkdir()
+    (image / "daidai.toml").write_text("")
+    (image / "daidai.lock").write_text(
+        f'version = 1\n\n[[files]]\nuri = "data/x.txt"\nchecksum = "sha256:{"0" * 64}"\nsize = 3\n'
+    )
+
+    failed = daidai("fetch", "--frozen", cwd=image)
+    document = _listing(image)
+
+    assert failed.code == 1 and "data/x.txt" in one_error_line(failed), failed
+    assert document["entries"] == [] and document["staging"] == [], document
+
+
+def test_ls_sizes_an_entry_by_its_current_version_and_lists_leftovers_apart(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    labels = root / "data" / "labels.txt"
+    labels.write_text("cat\n")
+    (root / "daidai.toml").write_text('modules = ["lab"]\n')
+    (root / "lab.py").write_text(
+        "from typing import Annotated\nfrom daidai import artifact\n"
+        '@artifact\ndef lab(t: Annotated[str, "data/labels.txt"]) -> str:\n    return t\n'
+    )
+    assert daidai("fetch", cwd=root).code == 0
+    labels.write_text("cat\ndog\nbird\n")
+    assert daidai("fetch", cwd=root).code == 0
+    [entry] = _listing(root)["entries"]  # type: ignore[misc]
+    leftover = Path(entry["path"]) / f"{layout.TMP_PREFIX}killed"
+    leftover.mkdir()
+    (leftover / "labels.txt").write_bytes(b"half")
+
+    document = _listing(root)
+
+    [listed] = document["entries"]  # type: ignore[misc]
+    assert listed["versions"] == 2
+    assert listed["size"] == len("cat\ndog\nbird\n")
+    assert listed["total_size"] == len("cat\n") + len("cat\ndog\nbird\n")
+    assert document["staging"] == [
+        {"uri": str(labels), "path": str(leftover), "size": 4, "in_progress": False}
+    ]
+    assert document["total_size"] == listed["total_size"] + 4
+
+
+def test_rm_takes_a_local_path_as_the_lockfile_writes_it_from_any_subfolder(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    (root / "sub").mkdir()
+    (root / "models" / "lexicon.tsv").write_text("a\tb\n")
+    (root / "daidai.toml").write_text('modules = ["lex"]\n')
+    (root / "lex.py").write_text(
+        "from typing import Annotated\nfrom daidai import artifact\n"
+        '@artifact\ndef lex(t: Annotated[str, "models/lexicon.tsv"]) -> str:\n    return t\n'
+    )
+    assert daidai("fetch", cwd=root).code == 0
+    listed = _uris(root)
+
+    removed = daidai("cache", "rm", "--yes", "models/lexicon.tsv", cwd=root / "sub")
+
+    assert listed == {str(root / "models" / "lexicon.tsv")}
+    assert removed.code == 0 and "freed" in removed.stdout, removed
+    assert _uris(root) == set()
+
+
+def test_prune_project_outside_any_project_is_a_usage_error(tmp_path: Path) -> None:
+    pruned = daidai("cache", "prune", "--project", "--yes", cwd=tmp_path)
+
+    assert pruned.code == 2, pruned
+    assert "--project" in one_error_line(pruned) and "project's folder" in pruned.stderr
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[Path]:
+    """`folder` as a read-only mount (as root; else with its write bits removed)."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")] if p.is_dir()}
+        for path, mode in modes.items():
+            path.chmod(mode & ~0o222)
+        try:
+            yield folder
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+        return
+    mount = folder.with_name(folder.name + "-ro")
+    mount.mkdir()
+    subprocess.run(["mount", "--bind", str(folder), str(mount)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], check=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_clear_and_rm_on_a_read_only_cache_fail_saying_so_not_in_use(
+    tmp_path: Path, http_server: NginxServer, cache_dir: Path
+) -> None:
+    project = make_project(tmp_path / "proj", http_server)
+    assert project.run("fetch").code == 0
+
+    with _read_only(cache_dir) as mount:
+        env = {"DAIDAI_CACHE_DIR": str(mount)}
+        cleared = project.run("cache", "clear", "--yes", env=env)
+        removed = project.run("cache", "rm", "--yes", "*", env=env)
+        dry = project.run("cache", "clear", "--dry-run", env=env)
+
+    for failed in (cleared, removed):
+        assert failed.code == 1, failed
+        assert "in use" not in failed.stderr and "freed" not in failed.stdout, failed
+        message = one_error_line(failed)
+        assert "read-only" in message and str(mount) in message, failed
+    assert dry.code == 0 and "nothing deleted (--dry-run)" in dry.stdout, dry
+    assert _uris(project.root) == set(project.urls.values())

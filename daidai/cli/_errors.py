@@ -91,6 +91,8 @@ def guarded(call: Callable[[], object]) -> int:
         return ERROR
     except BaseException as exc:  # the boundary that reports every error
         return _report(exc)
+    if result == INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
+        return _report(KeyboardInterrupt())
     return result if isinstance(result, int) else OK
 
 

@@ -124,9 +124,18 @@ def cache_prune(
     """
     from daidai._maintenance import plan_prune
     from daidai._settings import load_settings
+    from daidai.cli._errors import UsageProblem
 
+    settings = load_settings()
+    if project and settings.config_file is None and not settings.lockfile.is_file():
+        raise UsageProblem(
+            f"--project needs a project, and none was found from {settings.root} (no "
+            "daidai.toml, pyproject.toml with [tool.daidai] or daidai.lock); run it in the "
+            "project's folder, or drop --project to keep every registered lockfile's pins",
+            hint="daidai cache prune",
+        )
     plan = plan_prune(
-        settings=load_settings(),
+        settings=settings,
         older_than=older_than,
         max_size=max_size,
         include_locked=include_locked,
@@ -179,7 +188,10 @@ def cache_rm(
 
 def _carry_out(plan: CachePlan, *, dry_run: bool, yes: bool, verb: str) -> None:
     from daidai._maintenance import apply_plan
+    from daidai._sharing import require_writable
 
+    if not dry_run and not plan.empty:
+        require_writable(plan.cache_dir)  # before listing what could not be deleted
     for note in plan.notes:
         say(f"note: {note}", err=True)
     _say_skipped(plan.skipped)
@@ -229,6 +241,7 @@ def _listing_json(listing: Listing) -> dict[str, object]:
             {
                 "uri": e.uri,
                 "size": e.size,
+                "total_size": e.total_size,
                 "last_used": _iso(e.last_used),
                 "locked": e.locked,
                 "key": e.key,
@@ -239,7 +252,7 @@ def _listing_json(listing: Listing) -> dict[str, object]:
             for e in listing.entries
         ],
         "staging": [
-            {"path": str(s.path), "size": s.size, "in_progress": s.in_progress}
+            {"uri": s.uri, "path": str(s.path), "size": s.size, "in_progress": s.in_progress}
             for s in listing.staging
         ],
         "total_size": listing.total_size,

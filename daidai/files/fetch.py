@@ -14,6 +14,7 @@ with the requests as coroutines on fsspec's event loop (`daidai.files._batch`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import logging
@@ -279,6 +280,7 @@ class Miss:
         """Give up: remove the staging folder and release the lock."""
         try:
             shutil.rmtree(self.staging, ignore_errors=True)
+            _drop_if_empty(self.entry)
         finally:
             self.release()
 
@@ -309,11 +311,7 @@ def _begin(request: FetchRequest, settings: Settings, *, wait: bool) -> FetchRes
     with source_errors(origin):
         fs, path = filesystem(located, options)
     layout.cache_tag(settings.cache_dir)
-    _refuse_links(entry, origin)  # before creating anything through a link
-    with cache_errors(origin):
-        entry.mkdir(parents=True, exist_ok=True)
-    _refuse_links(entry, origin)
-    release = _lock_entry(entry, origin, wait=wait)
+    release = _enter(entry, origin, wait=wait)
     if release is None:
         return None
     try:
@@ -364,9 +362,30 @@ def finish(
         return _result(miss.request.uri, content, target / name, downloaded=True)
     except BaseException:
         shutil.rmtree(miss.staging, ignore_errors=True)
+        _drop_if_empty(miss.entry)
         raise
     finally:
         miss.release()
+
+
+def _drop_if_empty(entry: Path) -> None:
+    """Remove the folder a failed or stopped first download leaves with nothing in it but
+    its lock, so that `cache ls` shows no entry without a URI; called holding that lock.
+
+    A process that opens the lock file meanwhile locks a removed file: at worst two
+    downloads of the same content, which land on the same version (`_begin` retries one
+    that finds the folder gone).
+    """
+    try:
+        names = set(os.listdir(entry))
+    except OSError:
+        return
+    if names - {layout.LOCK_FILE, layout.LAST_USED_FILE}:
+        return  # a version, its record, another download: a real entry
+    with contextlib.suppress(OSError):
+        for name in names:
+            os.unlink(entry / name)
+        os.rmdir(entry)
 
 
 def download(
@@ -684,6 +703,22 @@ def _refuse_links(entry: Path, origin: Origin) -> None:
                 f"{folder} is a symbolic link; daidai writes only inside its cache folder, "
                 "never through a link; remove the link or use another DAIDAI_CACHE_DIR",
             )
+
+
+def _enter(entry: Path, origin: Origin, *, wait: bool) -> Callable[[], None] | None:
+    """Create the entry folder and take its download lock (see `_lock_entry`)."""
+    for attempt in range(3):
+        _refuse_links(entry, origin)  # before creating anything through a link
+        with cache_errors(origin):
+            entry.mkdir(parents=True, exist_ok=True)
+        _refuse_links(entry, origin)
+        try:
+            return _lock_entry(entry, origin, wait=wait)
+        except CacheError:
+            if entry.is_dir() or attempt == 2:
+                raise
+            # A failed first download removed the empty folder in between: make it again.
+    return None  # pragma: no cover - the loop returns or raises
 
 
 def _lock_entry(entry: Path, origin: Origin, *, wait: bool = True) -> Callable[[], None] | None:
