@@ -313,6 +313,7 @@ def plan_rm(*, settings: Settings, patterns: Sequence[str]) -> CachePlan:
 
     report = _scan_to_delete(settings)
     doomed, unmatched = [], []
+    named: dict[str, str] = {}
     for pattern in patterns:
         forms = {pattern}
         if "://" not in pattern:
@@ -322,11 +323,28 @@ def plan_rm(*, settings: Settings, patterns: Sequence[str]) -> CachePlan:
             for e in report.entries
             if e.uri is not None and any(fnmatch.fnmatchcase(e.uri, f) for f in forms)
         ]
+        if not hits and (hits := _first_download(report, pattern, settings)):
+            named[str(hits[0].path)] = pattern
         doomed += [e for e in hits if e not in doomed]
         if not hits:
             unmatched.append(pattern)
     notes = tuple(f"no cache entry matches {p!r}" for p in unmatched)
-    return _plan(report, doomed, (), (), notes)
+    plan = _plan(report, doomed, (), (), notes)
+    # A first download has no record yet: name it by the URI asked for, not its folder.
+    skipped = tuple(replace(s, what=named.get(s.what, s.what)) for s in plan.skipped)
+    return replace(plan, skipped=skipped)
+
+
+def _first_download(
+    report: layout.CacheReport, uri: str, settings: Settings
+) -> list[layout.CacheEntry]:
+    """The entry a first download of `uri` writes to (it has no record to match yet)."""
+    from daidai.files.fetch import options_for, source_uri
+
+    if any(c in uri for c in "*?["):
+        return []
+    key = layout.entry_key(source_uri(uri, settings), options_for(uri, settings, None))
+    return [e for e in report.entries if e.key == key and _only_staging(e)]
 
 
 def apply_plan(plan: CachePlan) -> Applied:

@@ -482,6 +482,25 @@ def _recheck_sources(
         return list(pool.map(check, requests))
 
 
+def _require_local(request: FetchRequest, settings: Settings) -> None:
+    """A locked local file that is gone makes the lockfile out of date: the cached copy
+    would serve a file the project no longer has (`fetch --frozen` is the command that
+    goes by the cache alone)."""
+    import os
+
+    from daidai.files.fetch import source_uri
+
+    located = source_uri(request.uri, settings)
+    path = located.split("://", 1)[1] if "://" in located else located
+    if not os.path.lexists(path):
+        raise StaleLockfileError(
+            f"out of date: {request.uri} is locked but {path} no longer exists; restore "
+            "it, or drop its declaration and run `daidai fetch` (`daidai fetch --frozen` "
+            "goes by the cached copy alone)",
+            path=None,
+        )
+
+
 def _source_changed(request: FetchRequest, entry: LockEntry, settings: Settings) -> bool:
     """Whether the source may no longer serve the locked content, so that it must be
     downloaded and hashed to compare: by ETag or version id, else by Last-Modified and
@@ -498,6 +517,7 @@ def _source_changed(request: FetchRequest, entry: LockEntry, settings: Settings)
     from daidai.files.fetch import local_source_changed, options_for, source_uri
 
     if protocol_of(request.uri) in ("file", "local"):
+        _require_local(request, settings)
         return local_source_changed(request, settings=settings)
     if protocol_of(request.uri) == "memory":
         return True  # reading memory costs what asking it does

@@ -769,3 +769,65 @@ def test_clear_and_rm_on_a_read_only_cache_fail_saying_so_not_in_use(
         assert "read-only" in message and str(mount) in message, failed
     assert dry.code == 0 and "nothing deleted (--dry-run)" in dry.stdout, dry
     assert _uris(project.root) == set(project.urls.values())
+
+
+def test_the_which_version_log_names_a_local_file_by_its_absolute_path(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "lexicon.tsv").write_text("a\tb\n")
+    (root / "daidai.toml").write_text("")
+    code = (
+        "import logging\nfrom typing import Annotated\nfrom daidai import predictor\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        '@predictor\ndef lex(t: Annotated[str, "models/lexicon.tsv"]) -> str:\n    return t\n'
+        "lex()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    [line] = [x for x in done.stderr.splitlines() if "using " in x]
+    assert f"using {root / 'models' / 'lexicon.tsv'} sha256:" in line, line
+
+
+def test_fetch_locked_fails_when_a_locked_local_file_was_deleted(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    lexicon = root / "models" / "lexicon.tsv"
+    lexicon.write_text("a\tb\n")
+    (root / "daidai.toml").write_text('modules = ["lex"]\n')
+    (root / "lex.py").write_text(
+        "from typing import Annotated\nfrom daidai import artifact\n"
+        '@artifact\ndef lex(t: Annotated[str, "models/lexicon.tsv"]) -> str:\n    return t\n'
+    )
+    assert daidai("fetch", cwd=root).code == 0
+    lexicon.unlink()
+
+    locked = daidai("fetch", "--locked", cwd=root)
+    frozen = daidai("fetch", "--frozen", cwd=root)
+
+    assert locked.code == 3, locked
+    assert str(lexicon) in one_error_line(locked), locked
+    assert frozen.code == 0, frozen  # the cached copy is all a frozen fetch needs
+
+
+def test_rm_of_a_first_download_in_progress_says_it_skipped_it(
+    tmp_path: Path, cache_dir: Path, gated: tuple[str, bytes, threading.Event]
+) -> None:
+    url, _, gate = gated
+    fetching = _start_fetch(tmp_path / "proj", url)
+    try:
+        staging = _wait_for_staging(cache_dir)
+        removed = daidai("cache", "rm", "--yes", url, cwd=tmp_path)
+        still_there = staging.is_dir()
+        gate.set()
+        fetching.communicate(timeout=60)
+    finally:
+        _end(fetching)
+
+    assert removed.code == 0, removed
+    assert f"skipped {url}: download in progress" in removed.stderr, removed
+    assert "no cache entry matches" not in removed.stderr, removed
+    assert still_there and fetching.returncode == 0
+    assert _uris(tmp_path) == {url}

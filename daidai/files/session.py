@@ -30,7 +30,7 @@ from daidai.files.fetch import (
     options_for,
     source_uri,
 )
-from daidai.files.layout import entry_key
+from daidai.files.layout import entry_key, strip_credentials
 from daidai.files.lockfile import Lockfile, read_lockfile
 from daidai.files.spec import FileSpec, FileType, check_strategy
 
@@ -141,7 +141,7 @@ class FileSession:
             self._forced.add(key)
         result = fetch(_with_force(request, force), settings=self.settings)
         result = self._hold(result, request)
-        _announce(result, "cache" if not result.downloaded else "download")
+        _announce(result, "cache" if not result.downloaded else "download", self.settings)
         return self._from_result(result, spec, request)
 
     def _on_disk_temporary(self, spec: FileSpec, request: FetchRequest) -> Any:
@@ -151,7 +151,7 @@ class FileSession:
             if result is None or not result.path.exists():
                 result = download(request, self._temp_folder(), settings=self.settings)
                 self._temporary[key] = result
-                _announce(result, "temporary download")
+                _announce(result, "temporary download", self.settings)
         return self._from_result(result, spec, request)
 
     def _in_memory(self, spec: FileSpec, request: FetchRequest) -> Any:
@@ -250,11 +250,13 @@ class FileSession:
             return self._temp_dir
 
 
-def _announce(result: FetchResult, source: str) -> None:
+def _announce(result: FetchResult, source: str, settings: Settings) -> None:
     if (result.uri, result.checksum) in _announced:
         return
     _announced.add((result.uri, result.checksum))
-    logger.info("using %s %s (from %s, %d bytes)", result.uri, result.checksum, source, result.size)
+    # The absolute form, as `cache ls` shows it: two projects' `models/x` are two files.
+    uri = strip_credentials(source_uri(result.uri, settings))
+    logger.info("using %s %s (from %s, %d bytes)", uri, result.checksum, source, result.size)
 
 
 def _needs_closing(value: object) -> bool:
