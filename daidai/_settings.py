@@ -6,7 +6,9 @@ Settings are read when needed (`load_settings()`), never frozen at import.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,14 @@ _KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "offline": ((bool,), "true or false"),
     "storage_options": ((dict,), "a table of tables, one per protocol or URI prefix"),
     "log_level": ((str,), "one of " + ", ".join(LOG_LEVELS)),
+    # SPEC §5 transfer settings, read by the transfer engine.
+    "connections": ((int,), "a positive integer"),
+    "retries": ((int,), "a non-negative integer"),
+    "read_timeout": ((int, float, str), 'seconds above 0, or a duration such as "30s"'),
+    "partial_max_age": ((int, float, str), 'seconds, or a duration such as "7d"'),
 }
+_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,10 @@ class Settings:
         modules: modules the CLI imports when given no target.
         config_file: the file these settings came from, if any.
         log_level: logging level for daidai's loggers, if set.
+        connections: parallel ranged connections per large file (SPEC §5).
+        retries: retries of a failed transfer before giving up.
+        read_timeout: seconds without a byte before a transfer counts as stalled.
+        partial_max_age: seconds a leftover partial download is kept by `prune`.
     """
 
     cache_dir: Path
@@ -61,6 +74,10 @@ class Settings:
     modules: tuple[str, ...] = ()
     config_file: Path | None = None
     log_level: str | None = None
+    connections: int = 8
+    retries: int = 5
+    read_timeout: float = 30.0
+    partial_max_age: float = 7 * 86400.0
 
     @property
     def root(self) -> Path:
@@ -133,7 +150,28 @@ def load_settings(
         modules=tuple(data.get("modules", ())),
         config_file=config_file,
         log_level=env.get("log_level") or data.get("log_level"),
+        connections=data.get("connections", 8),
+        retries=data.get("retries", 5),
+        read_timeout=duration(data.get("read_timeout", 30.0)),
+        partial_max_age=duration(data.get("partial_max_age", 7 * 86400.0)),
     )
+
+
+def duration(value: float | str) -> float:
+    """Seconds from a number or a duration string (`"30s"`, `"1.5h"`, `"7d"`).
+
+    Raises:
+        ValueError: not a finite, non-negative duration.
+    """
+    if isinstance(value, str):
+        found = _DURATION.fullmatch(value)
+        if found is None:
+            raise ValueError(f"not a duration: {value!r}")
+        value = float(found[1]) * _UNITS[(found[2] or "").lower()]
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"not a duration: {value!r}")
+    return seconds
 
 
 def apply_log_level(settings: Settings) -> None:
@@ -198,11 +236,20 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"not valid TOML ({why}); fix the file", path=str(path)) from exc
 
 
-def _has_tool_section(pyproject: Path) -> bool:
+def _is_duration(value: Any, *, positive: bool) -> bool:
     try:
-        return "daidai" in _load_toml(pyproject).get("tool", {})
-    except ConfigError:
+        seconds = duration(value)
+    except ValueError:
         return False
+    return seconds > 0 or not positive
+
+
+def _has_tool_section(pyproject: Path) -> bool:
+    # A pyproject.toml that cannot be parsed is an error, not skipped: whether it holds
+    # [tool.daidai] cannot be known, and skipping it would run with the defaults (another
+    # cache, another lockfile) where the project meant its own settings.
+    tool = _load_toml(pyproject).get("tool")
+    return isinstance(tool, dict) and "daidai" in tool
 
 
 def _read_table(path: Path) -> dict[str, Any]:
@@ -211,6 +258,8 @@ def _read_table(path: Path) -> dict[str, Any]:
     if path.name == "pyproject.toml":
         raw = raw.get("tool", {}).get("daidai", {})
         prefix = "tool.daidai."
+        if not isinstance(raw, dict):
+            raise ConfigError(f"expected a table, got {raw!r}", path=str(path), key="tool.daidai")
     _validate(raw, path, prefix)
     return raw
 
@@ -249,6 +298,13 @@ def _check_values(data: dict[str, Any], where: str, prefix: str) -> None:
         fail("log_level", _KEYS["log_level"][1])
     if "modules" in data and not all(isinstance(m, str) for m in data["modules"]):
         fail("modules", _KEYS["modules"][1])
+    if "connections" in data and data["connections"] < 1:
+        fail("connections", _KEYS["connections"][1])
+    if "retries" in data and data["retries"] < 0:
+        fail("retries", _KEYS["retries"][1])
+    for key in ("read_timeout", "partial_max_age"):
+        if key in data and not _is_duration(data[key], positive=key == "read_timeout"):
+            fail(key, _KEYS[key][1])
     from daidai.files._policy import check_storage_tables
 
     check_storage_tables(data.get("storage_options", {}), path=where, prefix=prefix)

@@ -21,13 +21,17 @@ from daidai.errors import ConfigError
 __all__ = [
     "ARCHIVE_PROTOCOLS",
     "CREDENTIAL_OPTIONS",
+    "ROUTING_OPTIONS",
     "PLAIN_PROTOCOLS",
     "check_options",
     "check_storage_tables",
     "check_uri",
+    "last_link",
+    "normal_schemes",
     "normal_prefix",
     "refused_option",
     "scoped_table",
+    "split_chain",
 ]
 
 PLAIN_PROTOCOLS = frozenset(
@@ -64,6 +68,11 @@ _LAYERS = frozenset(
 # HTTP options that carry credentials: they may only be given for a URI prefix naming the
 # host (SPEC §8), never for every http(s) URI a lockfile might name.
 CREDENTIAL_OPTIONS = frozenset({"headers", "auth", "cookies"})
+# aiohttp session and request options that choose where requests go (and so where the
+# credentials scoped to a host go): only in that host's prefix table, like the credentials.
+ROUTING_OPTIONS = frozenset(
+    {"proxy", "proxy_auth", "proxy_headers", "trust_env", "base_url", "server_hostname"}
+)
 _MAX_DEPTH = 8
 _WHY = "daidai opens plain sources only, see SECURITY.md"
 
@@ -77,7 +86,7 @@ def check_uri(uri: str) -> None:
     """
     if "\x00" in uri:
         _refuse_uri(uri.replace("\x00", "\\x00"), "the URI holds a NUL byte")
-    *layers, last = uri.split("::")
+    *layers, last = split_chain(uri)
     for layer in layers:
         if _scheme(layer) not in ARCHIVE_PROTOCOLS:
             _refuse_uri(uri, f"{_scheme(layer) or layer!r} is not a read-only archive member")
@@ -136,13 +145,25 @@ def check_storage_tables(tables: Mapping[str, Any], *, path: str, prefix: str = 
                 key=where,
             )
         check_options(table, where=where, path=path)
-        if name.lower() in ("http", "https") and (found := _credentials_in(table)):
-            raise ConfigError(
-                f"{found!r} would be sent to every host a lockfile names; scope it to the "
-                f'host it is for: [storage_options."{name.lower()}://HOST/"]',
-                path=path,
-                key=f"{where}.{found}",
-            )
+        if name.lower() in ("http", "https"):
+            _check_http_protocol_table(name.lower(), table, path, where)
+
+
+def _check_http_protocol_table(name: str, table: Mapping[str, Any], path: str, where: str) -> None:
+    scoped = f'scope it to the host it is for: [storage_options."{name}://HOST/"]'
+    if found := _option_in(table, CREDENTIAL_OPTIONS):
+        raise ConfigError(
+            f"{found!r} would be sent to every host a lockfile names; {scoped}",
+            path=path,
+            key=f"{where}.{found}",
+        )
+    if found := _option_in(table, ROUTING_OPTIONS, unless_off=True):
+        raise ConfigError(
+            f"{found!r} would route the requests for every host a lockfile names, with the "
+            f"credentials scoped to a host, through it; {scoped}",
+            path=path,
+            key=f"{where}.{found}",
+        )
 
 
 def _check_prefix(name: str, path: str, where: str) -> None:
@@ -157,15 +178,18 @@ def _check_prefix(name: str, path: str, where: str) -> None:
         )
 
 
-def _credentials_in(table: Mapping[str, Any]) -> str | None:
-    for key in CREDENTIAL_OPTIONS:
-        if key in table:
-            return key
+def _option_in(
+    table: Mapping[str, Any], keys: frozenset[str], *, unless_off: bool = False
+) -> str | None:
+    """The first of `keys` in `table` or its `client_kwargs`; with `unless_off`, one set to
+    a false value (`trust_env = false`, `proxy = ""`) turns routing off and passes."""
     client = table.get("client_kwargs")
-    if isinstance(client, Mapping):
-        for key in CREDENTIAL_OPTIONS:
-            if key in client:
-                return f"client_kwargs.{key}"
+    for inner, prefix in ((table, ""), (client, "client_kwargs.")):
+        if not isinstance(inner, Mapping):
+            continue
+        for key in sorted(keys):
+            if key in inner and not (unless_off and not inner[key]):
+                return prefix + key
     return None
 
 
@@ -183,7 +207,7 @@ def normal_prefix(uri: str) -> str:
 def scoped_table(uri: str, tables: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The options of the longest URI prefix in `tables` that `uri` starts with, or None."""
     best: tuple[int, Mapping[str, Any]] | None = None
-    target = normal_prefix(uri.rsplit("::", 1)[-1])
+    target = normal_prefix(last_link(uri))
     for name, table in tables.items():
         if "://" not in name:
             continue
@@ -204,6 +228,45 @@ def refused_option(options: Mapping[str, Any], depth: int = 0) -> str | None:
             if inner is not None:
                 return f"{name}.{inner}"
     return None
+
+
+def split_chain(uri: str) -> list[str]:
+    """The links of a chained URI (`zip://m::https://host/a.zip`), split at each `::` but
+    those inside a bracketed IPv6 host (`http://[::1]:8080/x` is one link)."""
+    links = []
+    rest = uri
+    while (cut := rest.find("::", _host_end(rest))) >= 0:
+        links.append(rest[:cut])
+        rest = rest[cut + 2 :]
+    links.append(rest)
+    return links
+
+
+def last_link(uri: str) -> str:
+    """The source a chained URI reads from: its last link."""
+    return split_chain(uri)[-1]
+
+
+def normal_schemes(uri: str) -> str:
+    """`uri` with each link's scheme in lower case: schemes compare without case (SPEC
+    §1.4), fsspec knows only the lower-case names."""
+    if uri.islower() or "://" not in uri:
+        return uri
+    links = []
+    for link in split_chain(uri):
+        scheme, sep, rest = link.partition("://")
+        links.append(f"{scheme.lower()}{sep}{rest}" if sep else link)
+    return "::".join(links)
+
+
+def _host_end(link: str) -> int:
+    """Where a link's bracketed IPv6 host (after `scheme://` and any `user@`) ends, or 0."""
+    scheme, sep, after = link.partition("://")
+    netloc = after.partition("/")[0]
+    host = netloc.rpartition("@")[2] if sep else ""
+    if not host.startswith("[") or "]" not in host:
+        return 0
+    return len(scheme) + len(sep) + (len(netloc) - len(host)) + host.index("]") + 1
 
 
 def _scheme(part: str) -> str:

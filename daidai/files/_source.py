@@ -25,6 +25,7 @@ from daidai.errors import (
     SourceNotFoundError,
     SourcePermissionError,
 )
+from daidai.files._policy import last_link, split_chain
 from daidai.files.layout import strip_credentials
 
 __all__ = [
@@ -152,7 +153,7 @@ def refuse_listing(url: str, content_type: str | None) -> None:
 
 def protocol_of(uri: str) -> str:
     """The fsspec protocol of a URI (`file` for plain paths, the last one for chains)."""
-    head = uri.rsplit("::", 1)[-1]
+    head = last_link(uri)
     return head.split("://", 1)[0].lower() if "://" in head else "file"
 
 
@@ -177,12 +178,30 @@ def filesystem(uri: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
     """
     from fsspec.core import url_to_fs
 
-    from daidai.files._policy import check_options, check_uri
+    from daidai.files._policy import check_options, check_uri, normal_schemes
 
+    uri = normal_schemes(uri)
     check_uri(uri)
     check_options(storage_options)
+    links = split_chain(uri)
+    if "::" in uri and len(links) == 1:
+        return _ipv6_filesystem(uri, storage_options)
+    if any("::" in link for link in links):
+        raise ConfigError(
+            "an archive inside a source with an IPv6 host cannot be opened; name the host "
+            "by a host name, or fetch the archive itself",
+            path=uri,
+        )
     fs, path = url_to_fs(uri, **dict(storage_options))
     return fs, str(path)
+
+
+def _ipv6_filesystem(uri: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
+    # fsspec's own parser would split `http://[::1]/x` at `::` as a chain.
+    import fsspec
+
+    cls = fsspec.get_filesystem_class(protocol_of(uri))
+    return fsspec.filesystem(protocol_of(uri), **dict(storage_options)), cls._strip_protocol(uri)
 
 
 def stat_source(fs: Any, path: str) -> SourceInfo:

@@ -29,7 +29,7 @@ from typing import Any
 from daidai._settings import Settings
 from daidai.errors import CacheError, ChecksumMismatchError, DaidaiError, OfflineError
 from daidai.files import in_use, layout
-from daidai.files._policy import scoped_table
+from daidai.files._policy import last_link, scoped_table, split_chain
 from daidai.files._source import (
     LOCAL_PROTOCOLS,
     Opened,
@@ -169,7 +169,7 @@ def options_for(uri: str, settings: Settings, own: Mapping[str, Any] | None) -> 
 def _names_account(uri: str, protocol: str) -> bool:
     if protocol not in ("az", "abfs", "abfss"):
         return False
-    return "@" in uri.rsplit("::", 1)[-1].split("://", 1)[-1].split("/", 1)[0]
+    return "@" in last_link(uri).split("://", 1)[-1].split("/", 1)[0]
 
 
 def source_uri(uri: str, settings: Settings) -> str:
@@ -179,7 +179,8 @@ def source_uri(uri: str, settings: Settings) -> str:
     `[tool.daidai]`), else the current folder, so a project finds its files from any of
     its subfolders (SPEC §1.4). Declarations and the lockfile keep the relative form.
     """
-    head, sep, last = uri.rpartition("::")
+    *links, last = split_chain(uri)
+    head, sep = "::".join(links), "::" if links else ""
     scheme, found, path = last.partition("://")
     if not found:
         scheme, path = "", last
@@ -541,7 +542,7 @@ def _stamp(located: str) -> tuple[int, ...] | None:
     and their count); None for other sources and for a local path that does not exist."""
     if protocol_of(located) not in _LOCAL_FILE_PROTOCOLS:
         return None
-    last = located.rsplit("::", 1)[-1]
+    last = last_link(located)
     path = last.split("://", 1)[1] if "://" in last else last
     try:
         st = os.stat(path)

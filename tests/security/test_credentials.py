@@ -110,3 +110,53 @@ def test_a_prefix_that_names_no_host_or_a_layer_is_refused(tmp_path: Path) -> No
         line = one_error_line(daidai("fetch", "--frozen", cwd=folder))
 
         assert f"storage_options.{name}" in line, line
+
+
+@pytest.mark.parametrize("protocol", ["http", "https"])
+@pytest.mark.parametrize(
+    ("option", "key"),
+    [
+        ('client_kwargs = {{ proxy = "{proxy}" }}', "client_kwargs.proxy"),
+        ('proxy = "{proxy}"', "proxy"),
+        ('proxy_headers = {{ X = "1" }}\nproxy = "{proxy}"', "proxy"),
+        ("client_kwargs = {{ trust_env = true }}", "client_kwargs.trust_env"),
+        ('client_kwargs = {{ base_url = "{proxy}" }}', "client_kwargs.base_url"),
+    ],
+)  # fmt: skip
+def test_a_proxy_for_every_http_host_is_refused_so_scoped_credentials_never_reach_it(
+    protocol: str,
+    option: str,
+    key: str,
+    recording_server: Callable[[], Recorder],
+    tmp_path: Path,
+) -> None:
+    models, proxy = recording_server(), recording_server()
+    good = models.put("weights.bin", b"weights")
+    toml = (
+        f'["storage_options"."{models.url}/"]\nheaders = {{ Authorization = "{TOKEN}" }}\n'
+        f"[storage_options.{protocol}]\n{option.format(proxy=proxy.url + '/')}\n"
+    )
+    folder = locked(tmp_path / "pr", toml, [(good, b"weights")])
+
+    line = one_error_line(daidai("fetch", "--frozen", cwd=folder))
+
+    assert f"storage_options.{protocol}.{key}" in line and str(folder / "daidai.toml") in line
+    assert 'storage_options."' in line  # says where it may go instead
+    assert proxy.seen == [] and models.seen == []
+
+
+def test_a_proxy_in_the_hosts_own_prefix_table_is_used(
+    recording_server: Callable[[], Recorder], tmp_path: Path
+) -> None:
+    # The same table names the host, its credentials and the proxy they go through.
+    models, proxy = recording_server(), recording_server()
+    good = models.put("weights.bin", b"weights")
+    toml = (
+        f'["storage_options"."{models.url}/"]\nheaders = {{ Authorization = "{TOKEN}" }}\n'
+        f'client_kwargs = {{ proxy = "{proxy.url}/" }}\n'
+    )
+    folder = locked(tmp_path / "pr", toml, [(good, b"weights")])
+
+    daidai("fetch", "--frozen", cwd=folder)
+
+    assert proxy.seen and models.seen == []
