@@ -357,6 +357,7 @@ def apply_plan(plan: CachePlan) -> Applied:
     if not plan.empty:
         _sharing.require_writable(plan.cache_dir)
     freed, skipped = _sharing.apply(plan.entries, plan.versions, plan.partials)
+    freed += layout.sweep_removals(plan.cache_dir)  # entries a killed prune or clear left
     return Applied(freed, tuple(skipped))
 
 

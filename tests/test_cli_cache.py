@@ -119,6 +119,25 @@ def test_prune_always_removes_leftover_partial_downloads(project: Project, cache
     assert project.urls["weights.bin"] in _entries(project)
 
 
+@pytest.mark.parametrize("command", ["prune", "clear"])
+def test_an_entry_a_killed_deleter_left_half_removed_goes_at_the_next_cleanup(
+    project: Project, cache_dir: Path, command: str
+) -> None:
+    # What a prune or clear killed mid-way leaves: the entry renamed aside, partly deleted.
+    entry = layout.entry_dir(cache_dir, project.urls["weights.bin"])
+    doomed = entry.with_name(f"{layout.TMP_PREFIX}{'ab' * 16}-rm")
+    os.rename(entry, doomed)
+
+    dry = project.run("cache", command, "--dry-run")
+    assert dry.code == 0, dry
+    assert doomed.is_dir()  # a dry run changes nothing
+
+    result = project.run("cache", command, "--yes")
+
+    assert result.code == 0, result
+    assert not doomed.exists()
+
+
 def test_clear_empties_the_cache(project: Project) -> None:
     dry = project.run("cache", "clear", "--dry-run")
     result = project.run("cache", "clear", "--yes")

@@ -602,6 +602,31 @@ def delete_partial(partial: Partial) -> None:
     _remove_tree(partial.path)
 
 
+def sweep_removals(cache_dir: Path) -> int:
+    """Finish the removals that a killed deleter left half-done; return the bytes freed.
+
+    `_remove_tree` renames an entry aside to `<shard>/.tmp-<hex>-rm` before deleting it, so
+    such a folder is doomed by its name alone: no reader is pointed at it. Only real folders
+    of exactly that name, in a real shard, are touched.
+    """
+    root = Path(cache_dir) / FILES_DIR
+    freed = 0
+    if os.path.islink(root):
+        return 0
+    with contextlib.suppress(OSError):
+        for shard in sorted(root.iterdir()):
+            if len(shard.name) != 2 or shard.is_symlink() or not shard.is_dir():
+                continue
+            for path in sorted(shard.iterdir()):
+                if _REMOVAL.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                    freed += _tree_size(path)
+                    shutil.rmtree(path, ignore_errors=True)
+    return freed
+
+
+_REMOVAL = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{32}-rm")
+
+
 def _remove_tree(path: Path) -> None:
     # Rename first so a half-deleted folder never looks like a complete version.
     doomed = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-rm")
