@@ -97,8 +97,8 @@ def test_a_second_sigterm_ends_a_command_whose_cleanup_is_stuck(tmp_path: Path) 
         "import os, sys\n"
         "from daidai.cli._errors import stop_on_sigterm\n"
         "stop_on_sigterm()\n"
-        "print('ready', flush=True)\n"
-        "try:\n"
+        "try:\n"  # 'ready' inside the try: the signal may land while it is being printed
+        "    print('ready', flush=True)\n"
         "    sys.stdin.readline()\n"
         "finally:\n"
         f"    print('stuck', flush=True); open({str(fifo)!r}).read()\n"
